@@ -1,0 +1,233 @@
+//! Settings: defaults, then `/etc/aegis/aegis.toml` (or `--config`), then `AEGIS_*`
+//! environment variables; binaries apply their flags last.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::storage::StorageUrl;
+
+/// The system-wide configuration file, read when present.
+pub const SYSTEM_CONFIG: &str = "/etc/aegis/aegis.toml";
+
+/// The example configuration, with every key documented.
+pub const EXAMPLE_CONFIG: &str = include_str!("../../../contrib/aegis.toml");
+
+/// All of Aegis's settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Name this machine reports as (default: its host name).
+    pub host: Option<String>,
+    /// IANA time zone for days in charts and reports (default: UTC).
+    pub timezone: Option<String>,
+    /// Where events are stored.
+    pub storage: StorageSettings,
+    /// Geolocation sources.
+    pub geo: GeoSettings,
+    /// The dashboard.
+    pub web: WebSettings,
+    /// The daily report.
+    pub report: ReportSettings,
+}
+
+/// `[storage]`
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSettings {
+    /// Storage URL (default: the embedded database, see [`default_database_path`]).
+    pub url: Option<String>,
+    /// Directory of the spool that keeps events while the store is unreachable.
+    pub spool_dir: Option<PathBuf>,
+    /// How long `aegis ban` waits for a remote store, in milliseconds.
+    pub timeout_ms: Option<u64>,
+}
+
+impl fmt::Debug for StorageSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry a password: show it redacted.
+        let url = self.url.as_deref().map(|u| match StorageUrl::parse(u) {
+            Ok(url) => url.to_string(),
+            Err(_) => "<invalid>".to_owned(),
+        });
+        f.debug_struct("StorageSettings")
+            .field("url", &url)
+            .field("spool_dir", &self.spool_dir)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
+/// `[geo]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeoSettings {
+    /// MaxMind-format city database.
+    pub city_db: Option<PathBuf>,
+    /// MaxMind-format ASN database.
+    pub asn_db: Option<PathBuf>,
+}
+
+/// `[web]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSettings {
+    /// Address to listen on (default 127.0.0.1:8080).
+    pub bind: Option<String>,
+    /// Public URL of the dashboard, for links in reports.
+    pub public_url: Option<String>,
+}
+
+/// `[report]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSettings {
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Sender address.
+    pub from: Option<String>,
+}
+
+impl Settings {
+    /// Loads defaults, the config file (`path`, else [`SYSTEM_CONFIG`] when it exists)
+    /// and `AEGIS_*` variables. Unknown keys are errors that name the key.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        match path {
+            Some(p) if !p.is_file() => {
+                return Err(Error::Config(format!(
+                    "config file {} does not exist (print an example with `aegis config example`)",
+                    p.display()
+                )))
+            }
+            Some(p) => figment = figment.merge(Toml::file_exact(p)),
+            None if Path::new(SYSTEM_CONFIG).is_file() => {
+                figment = figment.merge(Toml::file_exact(SYSTEM_CONFIG))
+            }
+            None => {}
+        }
+        figment = figment.merge(env_provider());
+        figment
+            .extract()
+            .map_err(|e| Error::Config(e.to_string().replace("unknown field", "unknown key")))
+    }
+
+    /// The storage URL to use: the configured one, else the embedded default.
+    pub fn storage_url(&self) -> Result<StorageUrl> {
+        match &self.storage.url {
+            Some(url) => StorageUrl::parse(url),
+            None => StorageUrl::parse(&format!("sqlite://{}", default_database_path().display())),
+        }
+    }
+
+    /// The time zone for days (default UTC).
+    pub fn time_zone(&self) -> Result<chrono_tz::Tz> {
+        match &self.timezone {
+            None => Ok(chrono_tz::UTC),
+            Some(name) => name.parse().map_err(|_| {
+                Error::Config(format!(
+                    "unknown time zone {name:?}: use an IANA name such as \"Europe/Berlin\" or \"UTC\""
+                ))
+            }),
+        }
+    }
+}
+
+/// `AEGIS_SECTION_KEY` maps to `section.key` for the known sections, `AEGIS_KEY` to a
+/// top-level key; other `AEGIS_*` variables (e.g. for tests) are ignored.
+fn env_provider() -> Env {
+    const SECTIONS: [&str; 4] = ["storage", "geo", "web", "report"];
+    const TOP: [&str; 2] = ["host", "timezone"];
+    Env::prefixed("AEGIS_")
+        .filter(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            TOP.contains(&key.as_str())
+                || SECTIONS
+                    .iter()
+                    .any(|s| key.strip_prefix(s).is_some_and(|rest| rest.starts_with('_')))
+        })
+        .map(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            match SECTIONS
+                .iter()
+                .find_map(|s| key.strip_prefix(s).and_then(|r| r.strip_prefix('_')).map(|r| (s, r)))
+            {
+                Some((section, rest)) => format!("{section}.{rest}").into(),
+                None => key.into(),
+            }
+        })
+        .split("__")
+}
+
+/// Where the embedded database lives by default: `/var/lib/aegis/aegis.db` for root,
+/// else `$XDG_DATA_HOME/aegis/aegis.db` (or `~/.local/share/aegis/aegis.db`).
+pub fn default_database_path() -> PathBuf {
+    data_dir().join("aegis.db")
+}
+
+/// Aegis's data directory (see [`default_database_path`]).
+pub fn data_dir() -> PathBuf {
+    if is_root() {
+        return PathBuf::from("/var/lib/aegis");
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("aegis")
+}
+
+fn is_root() -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(meta) = std::fs::metadata("/proc/self") {
+            return meta.uid() == 0;
+        }
+    }
+    std::env::var("USER").is_ok_and(|u| u == "root")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_is_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aegis.toml");
+        std::fs::write(&path, EXAMPLE_CONFIG).unwrap();
+        let settings = Settings::load(Some(&path)).unwrap();
+        settings.storage_url().unwrap();
+        settings.time_zone().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aegis.toml");
+        std::fs::write(&path, "[storage]\nurll = \"sqlite::memory:\"\n").unwrap();
+        let err = Settings::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("urll"), "{err}");
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error() {
+        let err = Settings::load(Some(Path::new("/nonexistent/aegis.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn debug_hides_storage_password() {
+        let mut s = Settings::default();
+        s.storage.url = Some("mongodb://u:hunter2@db/aegis".into());
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

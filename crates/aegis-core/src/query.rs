@@ -1,0 +1,270 @@
+//! Plain-data filters and statistics shared by every backend.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
+
+use crate::event::{BanEvent, EventId, EventKind};
+
+/// Which events to list. Every field narrows the selection; `None` means any.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventFilter {
+    /// Exactly this address.
+    pub ip: Option<IpAddr>,
+    /// Addresses inside this network (IPv4 or IPv6 CIDR).
+    pub network: Option<IpNetwork>,
+    /// This jail.
+    pub jail: Option<String>,
+    /// This reporting host.
+    pub host: Option<String>,
+    /// This country code.
+    pub country: Option<String>,
+    /// Only bans or only unbans.
+    pub kind: Option<EventKind>,
+    /// At or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Strictly before this time.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Sort order by event time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// Newest first.
+    #[default]
+    Desc,
+    /// Oldest first.
+    Asc,
+}
+
+/// A page of results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// Rows to return (at most [`Page::MAX_LIMIT`]).
+    pub limit: u32,
+    /// Rows to skip.
+    pub offset: u64,
+    /// Order by time.
+    pub order: Order,
+}
+
+impl Page {
+    /// The largest page a backend returns.
+    pub const MAX_LIMIT: u32 = 10_000;
+
+    /// The first `limit` rows, newest first.
+    pub fn first(limit: u32) -> Self {
+        Page {
+            limit: limit.min(Self::MAX_LIMIT),
+            offset: 0,
+            order: Order::Desc,
+        }
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page::first(100)
+    }
+}
+
+/// An event as stored, with its id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// The stable id (hex in JSON).
+    #[serde(with = "id_hex")]
+    pub id: EventId,
+    /// The event.
+    #[serde(flatten)]
+    pub event: BanEvent,
+}
+
+mod id_hex {
+    use super::EventId;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(id: &EventId, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&id.to_hex())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<EventId, D::Error> {
+        let hex = String::deserialize(d)?;
+        let mut id = [0u8; 12];
+        if hex.len() != 24 {
+            return Err(D::Error::custom("event id must be 24 hex digits"));
+        }
+        for (i, byte) in id.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(D::Error::custom)?;
+        }
+        Ok(EventId(id))
+    }
+}
+
+/// What `record` did with one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Recorded {
+    /// Stored now.
+    Inserted,
+    /// Already stored (same id); nothing changed.
+    Duplicate,
+}
+
+/// What `record_batch` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchOutcome {
+    /// Events stored now.
+    pub inserted: u64,
+    /// Events already stored, left unchanged.
+    pub duplicates: u64,
+}
+
+/// The scope of a statistic: a time range and optional narrowing.
+///
+/// Statistics count new bans only: unbans and restored bans are not attacks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsQuery {
+    /// At or after this time.
+    pub since: DateTime<Utc>,
+    /// Strictly before this time.
+    pub until: DateTime<Utc>,
+    /// Only this reporting host.
+    pub host: Option<String>,
+    /// Only this jail.
+    pub jail: Option<String>,
+    /// Only addresses located in this country.
+    pub country: Option<String>,
+}
+
+impl StatsQuery {
+    /// Everything in `[since, until)`.
+    pub fn range(since: DateTime<Utc>, until: DateTime<Utc>) -> Self {
+        StatsQuery {
+            since,
+            until,
+            host: None,
+            jail: None,
+            country: None,
+        }
+    }
+
+    /// The last `days` days up to now.
+    pub fn last_days(days: i64) -> Self {
+        let now = Utc::now();
+        Self::range(now - chrono::Duration::days(days), now)
+    }
+}
+
+/// Headline figures for a range.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// New bans.
+    pub bans: u64,
+    /// Distinct banned addresses.
+    pub unique_ips: u64,
+    /// Distinct countries of banned addresses (known ones).
+    pub countries: u64,
+    /// Distinct jails that banned.
+    pub jails: u64,
+    /// Distinct hosts that banned.
+    pub hosts: u64,
+    /// Addresses banned now (latest event a ban that has not expired); ignores the range.
+    pub currently_banned: u64,
+}
+
+/// Bans on one local calendar day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayCount {
+    /// The day in the requested time zone.
+    pub day: NaiveDate,
+    /// New bans that day.
+    pub bans: u64,
+}
+
+/// One of the most banned addresses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Offender {
+    /// The address.
+    pub ip: IpAddr,
+    /// New bans in the range.
+    pub bans: u64,
+    /// First ban in the range.
+    pub first_seen: DateTime<Utc>,
+    /// Last ban in the range.
+    pub last_seen: DateTime<Utc>,
+    /// Jails that banned it, sorted.
+    pub jails: Vec<String>,
+    /// Its country, when known.
+    pub country: Option<String>,
+}
+
+/// What to rank in [`crate::Storage::top`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TopBy {
+    /// Country code.
+    Country,
+    /// Jail name.
+    Jail,
+    /// Reporting host.
+    Host,
+    /// Autonomous system.
+    Asn,
+    /// Network: /24 for IPv4, /64 for IPv6.
+    Network,
+}
+
+impl std::str::FromStr for TopBy {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        Ok(match s {
+            "country" => TopBy::Country,
+            "jail" => TopBy::Jail,
+            "host" => TopBy::Host,
+            "asn" => TopBy::Asn,
+            "network" => TopBy::Network,
+            other => {
+                return Err(crate::Error::Invalid(format!(
+                    "cannot rank by {other:?}: expected country, jail, host, asn or network"
+                )))
+            }
+        })
+    }
+}
+
+/// One row of a ranking.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopEntry {
+    /// The key: country code, jail, host, `AS64496`, or network in CIDR form.
+    pub key: String,
+    /// A readable label where there is one (the AS organisation).
+    pub label: Option<String>,
+    /// New bans in the range.
+    pub bans: u64,
+    /// Distinct addresses in the range.
+    pub unique_ips: u64,
+}
+
+/// The network an address is ranked under: /24 for IPv4, /64 for IPv6.
+pub fn network_of(ip: IpAddr) -> IpNetwork {
+    let prefix = if ip.is_ipv4() { 24 } else { 64 };
+    let net = IpNetwork::new(ip, prefix).expect("prefix fits the family");
+    IpNetwork::new(net.network(), prefix).expect("prefix fits the family")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_are_24_and_64() {
+        assert_eq!(network_of("203.0.113.77".parse().unwrap()).to_string(), "203.0.113.0/24");
+        assert_eq!(
+            network_of("2001:db8:1:2:3::9".parse().unwrap()).to_string(),
+            "2001:db8:1:2::/64"
+        );
+    }
+}

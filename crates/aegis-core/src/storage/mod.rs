@@ -1,0 +1,209 @@
+//! The `Storage` trait and `connect(url)`, which picks a backend from the URL scheme.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::error::{Error, Result};
+use crate::event::{BanEvent, Geo};
+use crate::query::{
+    BatchOutcome, DayCount, EventFilter, Offender, Page, Recorded, StatsQuery, StoredEvent,
+    Summary, TopBy, TopEntry,
+};
+
+mod sqlite;
+
+pub use sqlite::SqliteStorage;
+
+/// A store of ban events with the statistics Aegis shows.
+///
+/// Object-safe: front ends hold an `Arc<dyn Storage>` from [`connect`]. Every
+/// method validates its input; recording is idempotent on [`BanEvent::id`].
+#[async_trait]
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// Stores one event, or reports that it is already stored.
+    async fn record(&self, event: &BanEvent) -> Result<Recorded> {
+        let outcome = self.record_batch(std::slice::from_ref(event)).await?;
+        Ok(if outcome.inserted == 1 {
+            Recorded::Inserted
+        } else {
+            Recorded::Duplicate
+        })
+    }
+
+    /// Stores many events at once; events already stored (or repeated in the batch) count as duplicates.
+    async fn record_batch(&self, events: &[BanEvent]) -> Result<BatchOutcome>;
+
+    /// Lists events matching `filter`, ordered by time, one page at a time.
+    async fn events(&self, filter: &EventFilter, page: Page) -> Result<Vec<StoredEvent>>;
+
+    /// Counts events matching `filter`.
+    async fn count_events(&self, filter: &EventFilter) -> Result<u64>;
+
+    /// Headline figures for a range.
+    async fn summary(&self, query: &StatsQuery) -> Result<Summary>;
+
+    /// New bans per calendar day in `tz`, every day of the range present (zero-filled).
+    ///
+    /// The range is widened to whole local days.
+    async fn bans_per_day(&self, query: &StatsQuery, tz: Tz) -> Result<Vec<DayCount>>;
+
+    /// The most banned addresses, most bans first (ties: most recent first, then address).
+    async fn top_offenders(&self, query: &StatsQuery, limit: u32) -> Result<Vec<Offender>>;
+
+    /// A ranking of countries, jails, hosts, ASNs or networks, most bans first (ties by key).
+    async fn top(&self, query: &StatsQuery, by: TopBy, limit: u32) -> Result<Vec<TopEntry>>;
+
+    /// Every stored event of one address, oldest first.
+    async fn ip_history(&self, ip: IpAddr) -> Result<Vec<StoredEvent>>;
+
+    /// Deletes events older than `before`; returns how many went.
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64>;
+
+    /// Sets the geolocation of every stored event of `ip`; returns how many changed.
+    async fn set_geo(&self, ip: IpAddr, geo: &Geo) -> Result<u64>;
+
+    /// Distinct stored addresses, in address order, after `after` (for backfills).
+    async fn distinct_ips(&self, after: Option<IpAddr>, limit: u32) -> Result<Vec<IpAddr>>;
+}
+
+/// A storage URL whose `Debug` and `Display` never show a password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StorageUrl(String);
+
+/// The accepted URL forms, quoted in errors.
+pub const ACCEPTED_URLS: &str = "sqlite:///absolute/path.db, sqlite://relative/path.db, \
+sqlite::memory:, mongodb://[user:pass@]host[:port][/db][?options], mongodb+srv://…";
+
+impl StorageUrl {
+    /// Checks the form (scheme and path) without opening anything.
+    pub fn parse(raw: &str) -> Result<Self> {
+        let url = StorageUrl(raw.trim().to_owned());
+        url.backend()?;
+        Ok(url)
+    }
+
+    /// The URL with its password, for the driver only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn backend(&self) -> Result<Backend> {
+        let raw = self.0.as_str();
+        if raw == "sqlite::memory:" {
+            return Ok(Backend::SqliteMemory);
+        }
+        if let Some(path) = raw.strip_prefix("sqlite://") {
+            let path = path.split('?').next().unwrap_or_default();
+            if path.is_empty() || path == "/" {
+                return Err(Error::Config(format!(
+                    "storage URL {self} has no database path; accepted forms: {ACCEPTED_URLS}"
+                )));
+            }
+            return Ok(Backend::SqliteFile(PathBuf::from(path)));
+        }
+        if raw.starts_with("mongodb://") || raw.starts_with("mongodb+srv://") {
+            return Ok(Backend::Mongo);
+        }
+        Err(Error::Config(format!(
+            "unsupported storage URL {self}: accepted forms are {ACCEPTED_URLS}"
+        )))
+    }
+
+    fn redacted(&self) -> String {
+        match url::Url::parse(&self.0) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("****"));
+                u.to_string()
+            }
+            Ok(_) => self.0.clone(),
+            // Unparseable: hide anything between "://" and the last '@'.
+            Err(_) => match (self.0.find("://"), self.0.rfind('@')) {
+                (Some(s), Some(at)) if at > s => format!("{}****{}", &self.0[..s + 3], &self.0[at..]),
+                _ => self.0.clone(),
+            },
+        }
+    }
+}
+
+impl fmt::Display for StorageUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for StorageUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StorageUrl({})", self.redacted())
+    }
+}
+
+impl std::str::FromStr for StorageUrl {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+enum Backend {
+    SqliteMemory,
+    SqliteFile(PathBuf),
+    Mongo,
+}
+
+/// Opens the store named by `url`, creating the database and its schema when needed.
+pub async fn connect(url: &StorageUrl) -> Result<Arc<dyn Storage>> {
+    match url.backend()? {
+        Backend::SqliteMemory => Ok(Arc::new(SqliteStorage::open_in_memory()?)),
+        Backend::SqliteFile(path) => {
+            let storage = tokio::task::spawn_blocking(move || SqliteStorage::open(&path))
+                .await
+                .map_err(|e| Error::Storage(format!("opening the database failed: {e}")))??;
+            Ok(Arc::new(storage))
+        }
+        Backend::Mongo => Err(Error::Config(format!(
+            "{url}: the MongoDB backend is not built yet; use a sqlite:// URL for now"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        let url = StorageUrl::parse("mongodb://aegis:s3cret@db.example:27017/aegis?authSource=admin")
+            .unwrap();
+        for shown in [format!("{url}"), format!("{url:?}")] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("db.example"), "{shown}");
+        }
+        assert!(url.expose().contains("s3cret"));
+    }
+
+    #[test]
+    fn url_forms() {
+        assert!(matches!(
+            StorageUrl::parse("sqlite::memory:").unwrap().backend(),
+            Ok(Backend::SqliteMemory)
+        ));
+        match StorageUrl::parse("sqlite:///var/lib/aegis/aegis.db").unwrap().backend() {
+            Ok(Backend::SqliteFile(p)) => assert_eq!(p, PathBuf::from("/var/lib/aegis/aegis.db")),
+            _ => panic!("absolute path"),
+        }
+        match StorageUrl::parse("sqlite://data/aegis.db").unwrap().backend() {
+            Ok(Backend::SqliteFile(p)) => assert_eq!(p, PathBuf::from("data/aegis.db")),
+            _ => panic!("relative path"),
+        }
+        for bad in ["/var/lib/aegis.db", "postgres://x", "sqlite://", ""] {
+            let err = StorageUrl::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("sqlite::memory:"), "{bad}: {err}");
+        }
+    }
+}

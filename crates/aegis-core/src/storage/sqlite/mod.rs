@@ -1,0 +1,251 @@
+//! The embedded default backend: one SQLite file (bundled library, nothing to install).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rusqlite::{Connection, OpenFlags};
+
+use super::Storage;
+use crate::error::{Error, Result};
+use crate::event::{BanEvent, Geo};
+use crate::query::{
+    BatchOutcome, DayCount, EventFilter, Offender, Page, StatsQuery, StoredEvent, Summary, TopBy,
+    TopEntry,
+};
+
+mod migrations;
+mod read;
+mod stats;
+mod write;
+
+/// How long a writer waits for another process's lock before giving up.
+/// Hundreds of concurrent `aegis ban` calls each hold it for about a millisecond.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A store in one SQLite database file, or in memory.
+#[derive(Clone)]
+pub struct SqliteStorage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: Option<PathBuf>,
+    writer: Mutex<Connection>,
+    /// Idle read connections (file databases only); WAL lets them read while one writes.
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl fmt::Debug for SqliteStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner.path {
+            Some(p) => write!(f, "SqliteStorage({})", p.display()),
+            None => f.write_str("SqliteStorage(:memory:)"),
+        }
+    }
+}
+
+pub(crate) fn sql_err(e: rusqlite::Error) -> Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, ref msg)
+            if matches!(
+                code.code,
+                rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::ReadOnly
+                    | rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::PermissionDenied
+            ) =>
+        {
+            Error::Unavailable(msg.clone().unwrap_or_else(|| code.to_string()))
+        }
+        other => Error::Storage(other.to_string()),
+    }
+}
+
+impl SqliteStorage {
+    /// Opens (creating when needed) the database at `path`, with its directory.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir)?;
+        }
+        let mut conn = open_conn(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| with_path(path, sql_err(e)))?;
+        migrations::migrate(&mut conn).map_err(|e| with_path(path, e))?;
+        Ok(SqliteStorage {
+            inner: Arc::new(Inner {
+                path: Some(path.to_owned()),
+                writer: Mutex::new(conn),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// A private in-memory database, gone when dropped.
+    pub fn open_in_memory() -> Result<Self> {
+        let mut conn = Connection::open_in_memory().map_err(sql_err)?;
+        migrations::migrate(&mut conn)?;
+        Ok(SqliteStorage {
+            inner: Arc::new(Inner {
+                path: None,
+                writer: Mutex::new(conn),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Runs `f` on the writer connection in the blocking pool.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        blocking(move || f(&mut lock(&inner.writer))).await
+    }
+
+    /// Runs `f` on a read connection (the writer for in-memory databases).
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let Some(path) = &inner.path else {
+                return f(&lock(&inner.writer));
+            };
+            let idle = lock(&inner.readers).pop();
+            let conn = match idle {
+                Some(c) => c,
+                None => open_conn(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
+            };
+            let result = f(&conn);
+            lock(&inner.readers).push(conn);
+            result
+        })
+        .await
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves a usable connection; carry on.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+async fn blocking<T, F>(f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Storage(format!("database task failed: {e}")))?
+}
+
+fn open_conn(path: &Path, flags: OpenFlags) -> Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| with_path(path, sql_err(e)))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_err)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(sql_err)?;
+    conn.pragma_update(None, "foreign_keys", "OFF")
+        .map_err(sql_err)?;
+    Ok(conn)
+}
+
+fn with_path(path: &Path, e: Error) -> Error {
+    match e {
+        Error::Unavailable(m) => Error::Unavailable(format!("{}: {m}", path.display())),
+        Error::Storage(m) => Error::Storage(format!("{}: {m}", path.display())),
+        other => other,
+    }
+}
+
+/// Creates `dir` and its parents, owner-only (0700) where newly made.
+fn create_private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))
+}
+
+#[async_trait]
+impl Storage for SqliteStorage {
+    async fn record_batch(&self, events: &[BanEvent]) -> Result<BatchOutcome> {
+        for e in events {
+            e.validate()?;
+        }
+        let events = events.to_vec();
+        self.write(move |conn| write::insert(conn, &events)).await
+    }
+
+    async fn events(&self, filter: &EventFilter, page: Page) -> Result<Vec<StoredEvent>> {
+        let filter = filter.clone();
+        self.read(move |conn| read::events(conn, &filter, page)).await
+    }
+
+    async fn count_events(&self, filter: &EventFilter) -> Result<u64> {
+        let filter = filter.clone();
+        self.read(move |conn| read::count(conn, &filter)).await
+    }
+
+    async fn summary(&self, query: &StatsQuery) -> Result<Summary> {
+        let query = query.clone();
+        self.read(move |conn| stats::summary(conn, &query, Utc::now()))
+            .await
+    }
+
+    async fn bans_per_day(&self, query: &StatsQuery, tz: Tz) -> Result<Vec<DayCount>> {
+        let query = query.clone();
+        self.read(move |conn| stats::bans_per_day(conn, &query, tz))
+            .await
+    }
+
+    async fn top_offenders(&self, query: &StatsQuery, limit: u32) -> Result<Vec<Offender>> {
+        let query = query.clone();
+        self.read(move |conn| stats::top_offenders(conn, &query, limit))
+            .await
+    }
+
+    async fn top(&self, query: &StatsQuery, by: TopBy, limit: u32) -> Result<Vec<TopEntry>> {
+        let query = query.clone();
+        self.read(move |conn| stats::top(conn, &query, by, limit))
+            .await
+    }
+
+    async fn ip_history(&self, ip: IpAddr) -> Result<Vec<StoredEvent>> {
+        self.read(move |conn| read::ip_history(conn, ip.to_canonical()))
+            .await
+    }
+
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.write(move |conn| write::prune(conn, before)).await
+    }
+
+    async fn set_geo(&self, ip: IpAddr, geo: &Geo) -> Result<u64> {
+        geo.validate()?;
+        let geo = geo.clone();
+        self.write(move |conn| write::set_geo(conn, ip.to_canonical(), &geo))
+            .await
+    }
+
+    async fn distinct_ips(&self, after: Option<IpAddr>, limit: u32) -> Result<Vec<IpAddr>> {
+        self.read(move |conn| read::distinct_ips(conn, after, limit))
+            .await
+    }
+}

@@ -1,0 +1,59 @@
+//! Helpers shared by the conformance suite: stores with their own database, and events.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use aegis_core::{BanEvent, EventKind, Geo, SqliteStorage, Storage};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+/// A SQLite file in its own temporary directory, removed on drop.
+pub struct SqliteFile {
+    pub store: Arc<dyn Storage>,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn sqlite_file() -> SqliteFile {
+    let dir = tempfile::tempdir().unwrap();
+    let url = aegis_core::StorageUrl::parse(&format!("sqlite://{}/aegis.db", dir.path().display())).unwrap();
+    SqliteFile { store: aegis_core::connect(&url).await.unwrap(), _dir: dir }
+}
+
+pub async fn sqlite_memory() -> Arc<dyn Storage> {
+    Arc::new(SqliteStorage::open_in_memory().unwrap())
+}
+
+/// Midnight UTC 40 days ago: every test time is relative to it, so it stays plausible.
+pub fn base_day() -> NaiveDate {
+    (Utc::now() - Duration::days(40)).date_naive()
+}
+
+/// `day` days after [`base_day`], at `h:m` UTC.
+pub fn at(day: i64, h: u32, m: u32) -> DateTime<Utc> {
+    (base_day() + Duration::days(day)).and_hms_opt(0, 0, 0).unwrap().and_utc()
+        + Duration::hours(h.into())
+        + Duration::minutes(m.into())
+}
+
+pub fn ip(s: &str) -> IpAddr {
+    aegis_core::parse_ip(s).unwrap()
+}
+
+pub fn ban(addr: &str, jail: &str, host: &str, time: DateTime<Utc>) -> BanEvent {
+    BanEvent::new(EventKind::Ban, ip(addr), jail, host, time).unwrap()
+}
+
+pub fn geo(country: &str) -> Geo {
+    Geo { country: Some(country.into()), ..Geo::default() }
+}
+
+/// A small deterministic generator (xorshift), so failures reproduce.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
