@@ -1,1 +1,115 @@
-fn main() {}
+//! `aegis`: record fail2ban's bans, import its history, and query attacks.
+
+mod cli;
+mod context;
+mod exit;
+mod import;
+mod install;
+mod record;
+mod show;
+mod spool;
+mod table;
+mod timearg;
+
+use std::process::ExitCode;
+
+use aegis_core::{connect, EventKind};
+use anyhow::Result;
+use clap::Parser;
+
+use cli::{Cli, Command, ConfigCommand, Fail2banCommand, ImportCommand};
+use context::Context;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(rt) => rt.block_on(run(cli)),
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aegis: error: {e:#}");
+            ExitCode::from(exit::code(&e))
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let ctx = Context::load(&cli)?;
+    match cli.command {
+        Command::Ban(args) => return record::record(&ctx, EventKind::Ban, args).await,
+        Command::Unban(args) => return record::record(&ctx, EventKind::Unban, args).await,
+        Command::Fail2ban(Fail2banCommand::Install {
+            dir,
+            dry_run,
+            force,
+        }) => return install::install(&dir, dry_run, force),
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", aegis_core::EXAMPLE_CONFIG);
+            return Ok(());
+        }
+        Command::Config(ConfigCommand::Show) => {
+            println!("{}", context::describe(&ctx));
+            return Ok(());
+        }
+        _ => {}
+    }
+    let store = connect(&ctx.storage_url).await?;
+    let store = store.as_ref();
+    match cli.command {
+        Command::Flush => record::flush(&ctx, store).await,
+        Command::Stats(args) => show::stats(store, &args, ctx.time_zone()?).await,
+        Command::Top(args) => show::top(store, &args).await,
+        Command::Ip { ip, json } => show::ip(store, &ip, json).await,
+        Command::Events(args) => show::events(store, &args).await,
+        Command::Prune { older_than, json } => show::prune(store, &older_than, json).await,
+        Command::Import(ImportCommand::Fail2banDb { path, host, json }) => {
+            import::fail2ban_db(store, &path, host.as_deref().unwrap_or(&ctx.host), json).await
+        }
+        Command::Import(ImportCommand::Log {
+            paths,
+            timezone,
+            host,
+            json,
+        }) => {
+            let tz = match timezone {
+                Some(name) => name.parse().map_err(|_| {
+                    aegis_core::Error::Invalid(format!(
+                        "unknown time zone {name:?}: use an IANA name such as Europe/Berlin"
+                    ))
+                })?,
+                None => system_time_zone().unwrap_or(ctx.time_zone()?),
+            };
+            import::logs(
+                store,
+                &paths,
+                tz,
+                host.as_deref().unwrap_or(&ctx.host),
+                json,
+            )
+            .await
+        }
+        Command::Ban(_) | Command::Unban(_) | Command::Fail2ban(_) | Command::Config(_) => {
+            unreachable!("handled above")
+        }
+    }
+}
+
+/// The system's zone from `/etc/timezone` or the `/etc/localtime` link (fail2ban logs local time).
+fn system_time_zone() -> Option<aegis_core::Tz> {
+    if let Ok(name) = std::env::var("TZ") {
+        return name.trim_start_matches(':').parse().ok();
+    }
+    if let Ok(name) = std::fs::read_to_string("/etc/timezone") {
+        if let Ok(tz) = name.trim().parse() {
+            return Some(tz);
+        }
+    }
+    let link = std::fs::read_link("/etc/localtime").ok()?;
+    let link = link.to_string_lossy();
+    link.split_once("zoneinfo/")?.1.parse().ok()
+}

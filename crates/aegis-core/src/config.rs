@@ -146,16 +146,18 @@ fn env_provider() -> Env {
         .filter(|key| {
             let key = key.as_str().to_ascii_lowercase();
             TOP.contains(&key.as_str())
-                || SECTIONS
-                    .iter()
-                    .any(|s| key.strip_prefix(s).is_some_and(|rest| rest.starts_with('_')))
+                || SECTIONS.iter().any(|s| {
+                    key.strip_prefix(s)
+                        .is_some_and(|rest| rest.starts_with('_'))
+                })
         })
         .map(|key| {
             let key = key.as_str().to_ascii_lowercase();
-            match SECTIONS
-                .iter()
-                .find_map(|s| key.strip_prefix(s).and_then(|r| r.strip_prefix('_')).map(|r| (s, r)))
-            {
+            match SECTIONS.iter().find_map(|s| {
+                key.strip_prefix(s)
+                    .and_then(|r| r.strip_prefix('_'))
+                    .map(|r| (s, r))
+            }) {
                 Some((section, rest)) => format!("{section}.{rest}").into(),
                 None => key.into(),
             }

@@ -103,7 +103,9 @@ impl Geo {
         }
         if let Some(lon) = self.longitude {
             if !(-180.0..=180.0).contains(&lon) {
-                return Err(Error::invalid(format!("longitude {lon} is outside -180..180")));
+                return Err(Error::invalid(format!(
+                    "longitude {lon} is outside -180..180"
+                )));
             }
         }
         for (what, value) in [("city", &self.city), ("AS organisation", &self.as_org)] {
@@ -115,7 +117,7 @@ impl Geo {
     }
 }
 
-/// A stable identifier of an event, derived from (host, jail, ip, kind, time).
+/// A stable identifier of an event, derived from (host, jail, ip, kind, time to the second).
 ///
 /// Recording the same event twice (a retried action, a replayed spool, a second
 /// import) yields the same id, so stores keep it once. Twelve bytes, so that it
@@ -229,7 +231,10 @@ impl BanEvent {
         hasher.update([0]);
         hasher.update(self.kind.as_str().as_bytes());
         hasher.update([0]);
-        hasher.update(self.time.timestamp_millis().to_be_bytes());
+        // Whole seconds, rounded as fail2ban rounds `timeofban`: a live event and
+        // the same ban imported from fail2ban's database share one id.
+        let secs = (self.time.timestamp_millis() + 500).div_euclid(1000);
+        hasher.update(secs.to_be_bytes());
         let digest = hasher.finalize();
         let mut id = [0u8; 12];
         id.copy_from_slice(&digest[..12]);
@@ -271,7 +276,10 @@ impl BanEvent {
             }
         }
         if self.matches.len() > MAX_MATCH_LINES + 1
-            || self.matches.iter().any(|l| l.len() > MAX_MATCH_BYTES + TRUNCATED.len())
+            || self
+                .matches
+                .iter()
+                .any(|l| l.len() > MAX_MATCH_BYTES + TRUNCATED.len())
         {
             return Err(Error::invalid(
                 "matches exceed the stored bounds: pass them through bound_matches()",
@@ -317,7 +325,9 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>> {
             }
         }
     } else {
-        DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+        DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
     };
     let time = parsed.ok_or_else(|| {
         Error::invalid(format!(
@@ -344,7 +354,13 @@ pub fn bound_matches<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<String
         }
         let clean: String = line
             .chars()
-            .map(|c| if c.is_control() && c != '\t' { '\u{FFFD}' } else { c })
+            .map(|c| {
+                if c.is_control() && c != '\t' {
+                    '\u{FFFD}'
+                } else {
+                    c
+                }
+            })
             .collect();
         out.push(truncate_str(&clean, MAX_MATCH_BYTES));
     }
@@ -437,13 +453,27 @@ mod tests {
 
     #[test]
     fn mapped_ipv6_becomes_ipv4() {
-        assert_eq!(parse_ip("::ffff:192.0.2.1").unwrap().to_string(), "192.0.2.1");
-        assert_eq!(parse_ip(" 2001:db8::5 ").unwrap().to_string(), "2001:db8::5");
+        assert_eq!(
+            parse_ip("::ffff:192.0.2.1").unwrap().to_string(),
+            "192.0.2.1"
+        );
+        assert_eq!(
+            parse_ip(" 2001:db8::5 ").unwrap().to_string(),
+            "2001:db8::5"
+        );
     }
 
     #[test]
     fn bad_ips_are_rejected_with_advice() {
-        for bad in ["", "<ip>", "1.2.3", "300.1.1.1", "0.0.0.0", "::", "1.2.3.4/24"] {
+        for bad in [
+            "",
+            "<ip>",
+            "1.2.3",
+            "300.1.1.1",
+            "0.0.0.0",
+            "::",
+            "1.2.3.4/24",
+        ] {
             let err = parse_ip(bad).unwrap_err().to_string();
             assert!(err.contains("IP address"), "{bad}: {err}");
         }
@@ -451,7 +481,10 @@ mod tests {
 
     #[test]
     fn times_parse_as_fail2ban_passes_them() {
-        assert_eq!(parse_time("1795807795.0").unwrap().timestamp(), 1_795_807_795);
+        assert_eq!(
+            parse_time("1795807795.0").unwrap().timestamp(),
+            1_795_807_795
+        );
         assert_eq!(
             parse_time("1795807795.123456").unwrap().timestamp_millis(),
             1_795_807_795_123
@@ -484,13 +517,24 @@ mod tests {
     fn names_are_checked() {
         let mut e = sample();
         e.jail = String::new();
-        assert!(e.validate().unwrap_err().to_string().contains("jail name is empty"));
+        assert!(e
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("jail name is empty"));
         e.jail = "ss\nhd".into();
         assert!(e.validate().unwrap_err().to_string().contains("control"));
         e.jail = "x".repeat(129);
-        assert!(e.validate().unwrap_err().to_string().contains("at most 128"));
+        assert!(e
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("at most 128"));
         e.jail = "<script>alert(1)</script>".into();
-        assert!(e.validate().is_ok(), "markup is stored as text and escaped on output");
+        assert!(
+            e.validate().is_ok(),
+            "markup is stored as text and escaped on output"
+        );
         e.bantime = Some(-2);
         assert!(e.validate().is_err());
     }

@@ -21,6 +21,7 @@
 mod config;
 mod error;
 mod event;
+pub mod fail2ban;
 mod ipkey;
 mod query;
 mod storage;

@@ -261,7 +261,10 @@ mod tests {
 
     #[test]
     fn networks_are_24_and_64() {
-        assert_eq!(network_of("203.0.113.77".parse().unwrap()).to_string(), "203.0.113.0/24");
+        assert_eq!(
+            network_of("203.0.113.77".parse().unwrap()).to_string(),
+            "203.0.113.0/24"
+        );
         assert_eq!(
             network_of("2001:db8:1:2:3::9".parse().unwrap()).to_string(),
             "2001:db8:1:2::/64"

@@ -55,6 +55,9 @@ conformance!(
 
 type Store = Arc<dyn Storage>;
 
+/// Bans, first seen, last seen and jails of one address, computed naively.
+type ModelOffender = (u64, DateTime<Utc>, DateTime<Utc>, BTreeSet<String>);
+
 async fn record_and_read_back(store: Store) {
     let mut e = ban("2001:db8::5", "sshd", "web1", at(3, 10, 0));
     e.protocol = Some("tcp".into());
@@ -73,7 +76,10 @@ async fn record_and_read_back(store: Store) {
         ..geo("SE")
     });
     assert_eq!(store.record(&e).await.unwrap(), Recorded::Inserted);
-    let got = store.events(&EventFilter::default(), Page::default()).await.unwrap();
+    let got = store
+        .events(&EventFilter::default(), Page::default())
+        .await
+        .unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].id, e.id());
     assert_eq!(got[0].event, e);
@@ -85,7 +91,10 @@ async fn duplicate_is_stored_once(store: Store) {
     let mut retried = e.clone();
     retried.received_at += Duration::seconds(5);
     assert_eq!(store.record(&retried).await.unwrap(), Recorded::Duplicate);
-    assert_eq!(store.count_events(&EventFilter::default()).await.unwrap(), 1);
+    assert_eq!(
+        store.count_events(&EventFilter::default()).await.unwrap(),
+        1
+    );
     let s = store.summary(&all_time()).await.unwrap();
     assert_eq!(s.bans, 1, "a duplicate must not count twice");
 }
@@ -102,7 +111,10 @@ async fn batch_reports_inserted_and_duplicates(store: Store) {
     assert_eq!((out.inserted, out.duplicates), (2, 2));
     let again = store.record_batch(&[a, b, c]).await.unwrap();
     assert_eq!((again.inserted, again.duplicates), (0, 3));
-    assert_eq!(store.count_events(&EventFilter::default()).await.unwrap(), 3);
+    assert_eq!(
+        store.count_events(&EventFilter::default()).await.unwrap(),
+        3
+    );
     let empty = store.record_batch(&[]).await.unwrap();
     assert_eq!((empty.inserted, empty.duplicates), (0, 0));
 }
@@ -134,44 +146,90 @@ async fn filters_narrow_the_listing(store: Store) {
                 .collect();
             v.sort();
             let count = store.count_events(&f).await.unwrap();
-            assert_eq!(count as usize, v.len(), "count_events agrees with events for {f:?}");
+            assert_eq!(
+                count as usize,
+                v.len(),
+                "count_events agrees with events for {f:?}"
+            );
             v
         }
     };
     assert_eq!(
-        ips(EventFilter { ip: Some(ip("203.0.113.7")), ..Default::default() }).await,
+        ips(EventFilter {
+            ip: Some(ip("203.0.113.7")),
+            ..Default::default()
+        })
+        .await,
         ["ban 203.0.113.7", "unban 203.0.113.7"]
     );
     assert_eq!(
-        ips(EventFilter { ip: Some(ip("::ffff:203.0.113.7")), kind: Some(EventKind::Ban), ..Default::default() }).await,
+        ips(EventFilter {
+            ip: Some(ip("::ffff:203.0.113.7")),
+            kind: Some(EventKind::Ban),
+            ..Default::default()
+        })
+        .await,
         ["ban 203.0.113.7"]
     );
     assert_eq!(
-        ips(EventFilter { network: Some("203.0.113.0/24".parse().unwrap()), kind: Some(EventKind::Ban), ..Default::default() }).await,
+        ips(EventFilter {
+            network: Some("203.0.113.0/24".parse().unwrap()),
+            kind: Some(EventKind::Ban),
+            ..Default::default()
+        })
+        .await,
         ["ban 203.0.113.200", "ban 203.0.113.7"]
     );
     assert_eq!(
-        ips(EventFilter { network: Some("2001:db8:1::/48".parse().unwrap()), ..Default::default() }).await,
+        ips(EventFilter {
+            network: Some("2001:db8:1::/48".parse().unwrap()),
+            ..Default::default()
+        })
+        .await,
         ["ban 2001:db8:1::1"]
     );
     assert_eq!(
-        ips(EventFilter { network: Some("2001:db8::/32".parse().unwrap()), ..Default::default() }).await.len(),
+        ips(EventFilter {
+            network: Some("2001:db8::/32".parse().unwrap()),
+            ..Default::default()
+        })
+        .await
+        .len(),
         2
     );
     assert_eq!(
-        ips(EventFilter { jail: Some("sshd".into()), host: Some("web2".into()), ..Default::default() }).await,
+        ips(EventFilter {
+            jail: Some("sshd".into()),
+            host: Some("web2".into()),
+            ..Default::default()
+        })
+        .await,
         ["ban 198.51.100.9"]
     );
     assert_eq!(
-        ips(EventFilter { country: Some("FR".into()), ..Default::default() }).await,
+        ips(EventFilter {
+            country: Some("FR".into()),
+            ..Default::default()
+        })
+        .await,
         ["ban 198.51.100.9"]
     );
     assert_eq!(
-        ips(EventFilter { since: Some(at(2, 1, 0)), until: Some(at(4, 1, 0)), ..Default::default() }).await,
+        ips(EventFilter {
+            since: Some(at(2, 1, 0)),
+            until: Some(at(4, 1, 0)),
+            ..Default::default()
+        })
+        .await,
         ["ban 198.51.100.9", "ban 2001:db8:1::1"],
         "since is inclusive, until exclusive"
     );
-    assert!(ips(EventFilter { jail: Some("none".into()), ..Default::default() }).await.is_empty());
+    assert!(ips(EventFilter {
+        jail: Some("none".into()),
+        ..Default::default()
+    })
+    .await
+    .is_empty());
 }
 
 async fn pagination_and_order(store: Store) {
@@ -183,7 +241,14 @@ async fn pagination_and_order(store: Store) {
         let store = store.clone();
         async move {
             store
-                .events(&EventFilter::default(), Page { limit: 10, offset, order })
+                .events(
+                    &EventFilter::default(),
+                    Page {
+                        limit: 10,
+                        offset,
+                        order,
+                    },
+                )
                 .await
                 .unwrap()
                 .into_iter()
@@ -197,7 +262,16 @@ async fn pagination_and_order(store: Store) {
     let oldest = page(0, Order::Asc).await;
     assert_eq!(oldest.first().unwrap(), "192.0.2.0");
     let last = page(20, Order::Asc).await;
-    assert_eq!(last, ["192.0.2.20", "192.0.2.21", "192.0.2.22", "192.0.2.23", "192.0.2.24"]);
+    assert_eq!(
+        last,
+        [
+            "192.0.2.20",
+            "192.0.2.21",
+            "192.0.2.22",
+            "192.0.2.23",
+            "192.0.2.24"
+        ]
+    );
     assert!(page(30, Order::Asc).await.is_empty());
 }
 
@@ -275,7 +349,13 @@ async fn bans_per_day_is_zero_filled_in_the_time_zone(store: Store) {
     let day = |n: i64| d0 + Duration::days(n);
     assert_eq!(
         counts,
-        [(day(0), 2), (day(1), 0), (day(2), 0), (day(3), 2), (day(4), 0)]
+        [
+            (day(0), 2),
+            (day(1), 0),
+            (day(2), 0),
+            (day(3), 2),
+            (day(4), 0)
+        ]
     );
     let local = store.bans_per_day(&q, berlin).await.unwrap();
     assert_eq!(local.first().unwrap().day, day(0));
@@ -284,7 +364,12 @@ async fn bans_per_day_is_zero_filled_in_the_time_zone(store: Store) {
     assert_eq!(by_day[&day(1)], 1);
     assert_eq!(by_day[&day(3)], 2);
     assert_eq!(local.iter().map(|d| d.bans).sum::<u64>(), 4);
-    assert!(local.windows(2).all(|w| w[1].day == w[0].day + Duration::days(1)), "no gaps");
+    assert!(
+        local
+            .windows(2)
+            .all(|w| w[1].day == w[0].day + Duration::days(1)),
+        "no gaps"
+    );
     let tokyo: Tz = "Asia/Kathmandu".parse().unwrap(); // UTC+5:45
     let nepal = store.bans_per_day(&q, tokyo).await.unwrap();
     assert_eq!(nepal.iter().map(|d| d.bans).sum::<u64>(), 4);
@@ -300,9 +385,22 @@ async fn statistics_match_a_naive_model(store: Store) {
     let mut events = Vec::new();
     for i in 0..600 {
         // Skewed: a few addresses take most of the bans.
-        let n = if rng.below(3) == 0 { rng.below(4) } else { rng.below(150) };
-        let ip = if n % 7 == 0 { format!("2001:db8:{n}::1") } else { format!("198.51.{}.{}", n / 50, n) };
-        let mut e = ban(&ip, jails[rng.below(3) as usize], hosts[rng.below(2) as usize], at(0, 0, 0) + Duration::minutes(rng.below(21 * 1440) as i64));
+        let n = if rng.below(3) == 0 {
+            rng.below(4)
+        } else {
+            rng.below(150)
+        };
+        let ip = if n % 7 == 0 {
+            format!("2001:db8:{n}::1")
+        } else {
+            format!("198.51.{}.{}", n / 50, n)
+        };
+        let mut e = ban(
+            &ip,
+            jails[rng.below(3) as usize],
+            hosts[rng.below(2) as usize],
+            at(0, 0, 0) + Duration::minutes(rng.below(21 * 1440) as i64),
+        );
         e.geo = countries[(n % 4) as usize].map(geo);
         e.restored = i % 50 == 0;
         if i % 40 == 0 {
@@ -334,18 +432,32 @@ async fn statistics_match_a_naive_model(store: Store) {
                 .collect();
             let s = store.summary(&q).await.unwrap();
             let distinct = |f: &dyn Fn(&BanEvent) -> Option<String>| {
-                scope.iter().filter_map(|e| f(e)).collect::<BTreeSet<_>>().len() as u64
+                scope
+                    .iter()
+                    .filter_map(|e| f(e))
+                    .collect::<BTreeSet<_>>()
+                    .len() as u64
             };
             assert_eq!(s.bans, scope.len() as u64, "bans {q:?}");
-            assert_eq!(s.unique_ips, distinct(&|e| Some(e.ip.to_string())), "ips {q:?}");
+            assert_eq!(
+                s.unique_ips,
+                distinct(&|e| Some(e.ip.to_string())),
+                "ips {q:?}"
+            );
             assert_eq!(s.jails, distinct(&|e| Some(e.jail.clone())), "jails {q:?}");
             assert_eq!(s.hosts, distinct(&|e| Some(e.host.clone())), "hosts {q:?}");
-            assert_eq!(s.countries, distinct(&|e| e.geo.as_ref().and_then(|g| g.country.clone())), "countries {q:?}");
+            assert_eq!(
+                s.countries,
+                distinct(&|e| e.geo.as_ref().and_then(|g| g.country.clone())),
+                "countries {q:?}"
+            );
 
             // Top offenders: bans desc, last seen desc, then address.
-            let mut per_ip: BTreeMap<IpAddr, (u64, DateTime<Utc>, DateTime<Utc>, BTreeSet<String>)> = BTreeMap::new();
+            let mut per_ip: BTreeMap<IpAddr, ModelOffender> = BTreeMap::new();
             for e in &scope {
-                let entry = per_ip.entry(e.ip).or_insert((0, e.time, e.time, BTreeSet::new()));
+                let entry = per_ip
+                    .entry(e.ip)
+                    .or_insert((0, e.time, e.time, BTreeSet::new()));
                 entry.0 += 1;
                 entry.1 = entry.1.min(e.time);
                 entry.2 = entry.2.max(e.time);
@@ -355,10 +467,18 @@ async fn statistics_match_a_naive_model(store: Store) {
             assert_eq!(top.len(), per_ip.len());
             for o in &top {
                 let (bans, first, last, jails) = &per_ip[&o.ip];
-                assert_eq!((o.bans, o.first_seen, o.last_seen), (*bans, *first, *last), "{o:?}");
+                assert_eq!(
+                    (o.bans, o.first_seen, o.last_seen),
+                    (*bans, *first, *last),
+                    "{o:?}"
+                );
                 assert_eq!(o.jails, jails.iter().cloned().collect::<Vec<_>>());
             }
-            assert!(top.windows(2).all(|w| (w[0].bans, w[0].last_seen) >= (w[1].bans, w[1].last_seen)), "order");
+            assert!(
+                top.windows(2)
+                    .all(|w| (w[0].bans, w[0].last_seen) >= (w[1].bans, w[1].last_seen)),
+                "order"
+            );
             let top3 = store.top_offenders(&q, 3).await.unwrap();
             assert_eq!(top3[..], top[..top.len().min(3)]);
 
@@ -381,8 +501,14 @@ async fn statistics_match_a_naive_model(store: Store) {
                     }
                 }
                 let got = store.top(&q, by, 1000).await.unwrap();
-                let got: BTreeMap<String, (u64, u64)> = got.into_iter().map(|t| (t.key, (t.bans, t.unique_ips))).collect();
-                let want: BTreeMap<String, (u64, u64)> = want.into_iter().map(|(k, (b, ips))| (k, (b, ips.len() as u64))).collect();
+                let got: BTreeMap<String, (u64, u64)> = got
+                    .into_iter()
+                    .map(|t| (t.key, (t.bans, t.unique_ips)))
+                    .collect();
+                let want: BTreeMap<String, (u64, u64)> = want
+                    .into_iter()
+                    .map(|(k, (b, ips))| (k, (b, ips.len() as u64)))
+                    .collect();
                 assert_eq!(got, want, "{by:?} {q:?}");
             }
 
@@ -412,8 +538,17 @@ async fn top_rankings(store: Store) {
         ("2001:db8:1:2::7", 2, "DE", 3320),
     ] {
         for i in 0..n {
-            let mut e = ban(ip, if i % 2 == 0 { "sshd" } else { "nginx" }, "web1", at(2, i, 0));
-            e.geo = Some(Geo { asn: Some(asn), as_org: Some(format!("Org {asn}")), ..geo(country) });
+            let mut e = ban(
+                ip,
+                if i % 2 == 0 { "sshd" } else { "nginx" },
+                "web1",
+                at(2, i, 0),
+            );
+            e.geo = Some(Geo {
+                asn: Some(asn),
+                as_org: Some(format!("Org {asn}")),
+                ..geo(country)
+            });
             events.push(e);
         }
     }
@@ -443,7 +578,11 @@ async fn top_rankings(store: Store) {
     };
     assert_eq!(
         keys(TopBy::Country).await,
-        [("CN".into(), None, 8, 2), ("US".into(), None, 4, 1), ("DE".into(), None, 2, 1)]
+        [
+            ("CN".into(), None, 8, 2),
+            ("US".into(), None, 4, 1),
+            ("DE".into(), None, 2, 1)
+        ]
     );
     assert_eq!(
         keys(TopBy::Asn).await[0],
@@ -483,12 +622,18 @@ async fn prune_removes_old_events_and_their_statistics(store: Store) {
     // Cut in the middle of day 5: its noon event goes, the next ones stay.
     let removed = store.prune(at(5, 18, 0)).await.unwrap();
     assert_eq!(removed, 6);
-    assert_eq!(store.count_events(&EventFilter::default()).await.unwrap(), 4);
+    assert_eq!(
+        store.count_events(&EventFilter::default()).await.unwrap(),
+        4
+    );
     let q = StatsQuery::range(at(0, 0, 0), at(10, 0, 0));
     let s = store.summary(&q).await.unwrap();
     assert_eq!((s.bans, s.unique_ips), (4, 4));
     let days = store.bans_per_day(&q, chrono_tz::UTC).await.unwrap();
-    assert_eq!(days.iter().map(|d| d.bans).collect::<Vec<_>>(), [0, 0, 0, 0, 0, 0, 1, 1, 1, 1]);
+    assert_eq!(
+        days.iter().map(|d| d.bans).collect::<Vec<_>>(),
+        [0, 0, 0, 0, 0, 0, 1, 1, 1, 1]
+    );
     assert_eq!(store.top_offenders(&q, 100).await.unwrap().len(), 4);
     assert_eq!(store.distinct_ips(None, 100).await.unwrap().len(), 4);
     assert_eq!(store.prune(at(5, 18, 0)).await.unwrap(), 0);
@@ -499,7 +644,14 @@ async fn set_geo_updates_events_and_statistics(store: Store) {
     let b = ban("203.0.113.7", "nginx", "web1", at(2, 0, 0));
     let c = ban("198.51.100.1", "sshd", "web1", at(2, 0, 0));
     store.record_batch(&[a, b, c]).await.unwrap();
-    let g = Geo { city: Some("Beijing".into()), latitude: Some(39.9), longitude: Some(116.4), asn: Some(4134), as_org: Some("Chinanet".into()), ..geo("CN") };
+    let g = Geo {
+        city: Some("Beijing".into()),
+        latitude: Some(39.9),
+        longitude: Some(116.4),
+        asn: Some(4134),
+        as_org: Some("Chinanet".into()),
+        ..geo("CN")
+    };
     assert_eq!(store.set_geo(ip("203.0.113.7"), &g).await.unwrap(), 2);
     for e in store.ip_history(ip("203.0.113.7")).await.unwrap() {
         assert_eq!(e.event.geo.as_ref(), Some(&g));
@@ -508,11 +660,20 @@ async fn set_geo_updates_events_and_statistics(store: Store) {
     assert_eq!(countries.len(), 1);
     assert_eq!((countries[0].key.as_str(), countries[0].bans), ("CN", 2));
     let listed = store
-        .events(&EventFilter { country: Some("CN".into()), ..Default::default() }, Page::default())
+        .events(
+            &EventFilter {
+                country: Some("CN".into()),
+                ..Default::default()
+            },
+            Page::default(),
+        )
         .await
         .unwrap();
     assert_eq!(listed.len(), 2);
-    let bad = Geo { country: Some("china".into()), ..Geo::default() };
+    let bad = Geo {
+        country: Some("china".into()),
+        ..Geo::default()
+    };
     assert!(store.set_geo(ip("203.0.113.7"), &bad).await.is_err());
     assert_eq!(store.set_geo(ip("192.0.2.250"), &g).await.unwrap(), 0);
 }
@@ -523,7 +684,12 @@ async fn concurrent_writers_lose_nothing(store: Store) {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..4 {
-                let e = ban(&format!("10.{w}.{i}.1"), "sshd", &format!("host{}", w % 4), at(1, w, i));
+                let e = ban(
+                    &format!("10.{w}.{i}.1"),
+                    "sshd",
+                    &format!("host{}", w % 4),
+                    at(1, w, i),
+                );
                 store.record(&e).await.unwrap();
                 // A retry racing the original.
                 store.record(&e).await.unwrap();
@@ -533,17 +699,26 @@ async fn concurrent_writers_lose_nothing(store: Store) {
     for t in tasks {
         t.await.unwrap();
     }
-    assert_eq!(store.count_events(&EventFilter::default()).await.unwrap(), 200);
+    assert_eq!(
+        store.count_events(&EventFilter::default()).await.unwrap(),
+        200
+    );
     let s = store.summary(&all_time()).await.unwrap();
     assert_eq!((s.bans, s.unique_ips, s.hosts), (200, 200, 4));
 }
 
 async fn distinct_ips_pages_through_addresses(store: Store) {
-    let events: Vec<BanEvent> = ["192.0.2.3", "192.0.2.1", "2001:db8::1", "192.0.2.1", "10.0.0.1"]
-        .iter()
-        .enumerate()
-        .map(|(i, a)| ban(a, "sshd", "web1", at(1, i as u32, 0)))
-        .collect();
+    let events: Vec<BanEvent> = [
+        "192.0.2.3",
+        "192.0.2.1",
+        "2001:db8::1",
+        "192.0.2.1",
+        "10.0.0.1",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, a)| ban(a, "sshd", "web1", at(1, i as u32, 0)))
+    .collect();
     store.record_batch(&events).await.unwrap();
     let first = store.distinct_ips(None, 2).await.unwrap();
     assert_eq!(first, [ip("10.0.0.1"), ip("192.0.2.1")]);
@@ -553,7 +728,14 @@ async fn distinct_ips_pages_through_addresses(store: Store) {
 
 async fn stats_filters_by_host_jail_and_country(store: Store) {
     let mut events = Vec::new();
-    for (i, (jail, host, country)) in [("sshd", "web1", "DE"), ("sshd", "web2", "CN"), ("nginx", "web1", "CN")].iter().enumerate() {
+    for (i, (jail, host, country)) in [
+        ("sshd", "web1", "DE"),
+        ("sshd", "web2", "CN"),
+        ("nginx", "web1", "CN"),
+    ]
+    .iter()
+    .enumerate()
+    {
         let mut e = ban(&format!("192.0.2.{i}"), jail, host, at(1, i as u32, 0));
         e.geo = Some(geo(country));
         events.push(e);
@@ -562,15 +744,36 @@ async fn stats_filters_by_host_jail_and_country(store: Store) {
     let mut q = all_time();
     q.country = Some("CN".into());
     assert_eq!(store.summary(&q).await.unwrap().bans, 2);
-    assert_eq!(store.bans_per_day(&q, chrono_tz::UTC).await.unwrap().iter().map(|d| d.bans).sum::<u64>(), 2);
+    assert_eq!(
+        store
+            .bans_per_day(&q, chrono_tz::UTC)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.bans)
+            .sum::<u64>(),
+        2
+    );
     q.jail = Some("sshd".into());
     assert_eq!(store.top_offenders(&q, 10).await.unwrap().len(), 1);
     q.country = None;
     q.host = Some("web1".into());
     assert_eq!(store.summary(&q).await.unwrap().bans, 1);
-    assert_eq!(store.bans_per_day(&q, chrono_tz::UTC).await.unwrap().iter().map(|d| d.bans).sum::<u64>(), 1);
+    assert_eq!(
+        store
+            .bans_per_day(&q, chrono_tz::UTC)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.bans)
+            .sum::<u64>(),
+        1
+    );
 }
 
 fn all_time() -> StatsQuery {
-    StatsQuery::range(Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap(), Utc::now() + Duration::days(1))
+    StatsQuery::range(
+        Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap(),
+        Utc::now() + Duration::days(1),
+    )
 }

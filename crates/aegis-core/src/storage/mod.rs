@@ -124,7 +124,9 @@ impl StorageUrl {
             Ok(_) => self.0.clone(),
             // Unparseable: hide anything between "://" and the last '@'.
             Err(_) => match (self.0.find("://"), self.0.rfind('@')) {
-                (Some(s), Some(at)) if at > s => format!("{}****{}", &self.0[..s + 3], &self.0[at..]),
+                (Some(s), Some(at)) if at > s => {
+                    format!("{}****{}", &self.0[..s + 3], &self.0[at..])
+                }
                 _ => self.0.clone(),
             },
         }
@@ -178,8 +180,9 @@ mod tests {
 
     #[test]
     fn passwords_never_show() {
-        let url = StorageUrl::parse("mongodb://aegis:s3cret@db.example:27017/aegis?authSource=admin")
-            .unwrap();
+        let url =
+            StorageUrl::parse("mongodb://aegis:s3cret@db.example:27017/aegis?authSource=admin")
+                .unwrap();
         for shown in [format!("{url}"), format!("{url:?}")] {
             assert!(!shown.contains("s3cret"), "{shown}");
             assert!(shown.contains("db.example"), "{shown}");
@@ -193,11 +196,17 @@ mod tests {
             StorageUrl::parse("sqlite::memory:").unwrap().backend(),
             Ok(Backend::SqliteMemory)
         ));
-        match StorageUrl::parse("sqlite:///var/lib/aegis/aegis.db").unwrap().backend() {
+        match StorageUrl::parse("sqlite:///var/lib/aegis/aegis.db")
+            .unwrap()
+            .backend()
+        {
             Ok(Backend::SqliteFile(p)) => assert_eq!(p, PathBuf::from("/var/lib/aegis/aegis.db")),
             _ => panic!("absolute path"),
         }
-        match StorageUrl::parse("sqlite://data/aegis.db").unwrap().backend() {
+        match StorageUrl::parse("sqlite://data/aegis.db")
+            .unwrap()
+            .backend()
+        {
             Ok(Backend::SqliteFile(p)) => assert_eq!(p, PathBuf::from("data/aegis.db")),
             _ => panic!("relative path"),
         }

@@ -14,8 +14,12 @@ pub struct SqliteFile {
 
 pub async fn sqlite_file() -> SqliteFile {
     let dir = tempfile::tempdir().unwrap();
-    let url = aegis_core::StorageUrl::parse(&format!("sqlite://{}/aegis.db", dir.path().display())).unwrap();
-    SqliteFile { store: aegis_core::connect(&url).await.unwrap(), _dir: dir }
+    let url = aegis_core::StorageUrl::parse(&format!("sqlite://{}/aegis.db", dir.path().display()))
+        .unwrap();
+    SqliteFile {
+        store: aegis_core::connect(&url).await.unwrap(),
+        _dir: dir,
+    }
 }
 
 pub async fn sqlite_memory() -> Arc<dyn Storage> {
@@ -29,7 +33,10 @@ pub fn base_day() -> NaiveDate {
 
 /// `day` days after [`base_day`], at `h:m` UTC.
 pub fn at(day: i64, h: u32, m: u32) -> DateTime<Utc> {
-    (base_day() + Duration::days(day)).and_hms_opt(0, 0, 0).unwrap().and_utc()
+    (base_day() + Duration::days(day))
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
         + Duration::hours(h.into())
         + Duration::minutes(m.into())
 }
@@ -43,7 +50,10 @@ pub fn ban(addr: &str, jail: &str, host: &str, time: DateTime<Utc>) -> BanEvent 
 }
 
 pub fn geo(country: &str) -> Geo {
-    Geo { country: Some(country.into()), ..Geo::default() }
+    Geo {
+        country: Some(country.into()),
+        ..Geo::default()
+    }
 }
 
 /// A small deterministic generator (xorshift), so failures reproduce.

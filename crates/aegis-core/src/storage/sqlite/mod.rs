@@ -76,7 +76,10 @@ impl SqliteStorage {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             create_private_dir(dir)?;
         }
-        let mut conn = open_conn(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+        let mut conn = open_conn(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| with_path(path, sql_err(e)))?;
         migrations::migrate(&mut conn).map_err(|e| with_path(path, e))?;
@@ -196,7 +199,8 @@ impl Storage for SqliteStorage {
 
     async fn events(&self, filter: &EventFilter, page: Page) -> Result<Vec<StoredEvent>> {
         let filter = filter.clone();
-        self.read(move |conn| read::events(conn, &filter, page)).await
+        self.read(move |conn| read::events(conn, &filter, page))
+            .await
     }
 
     async fn count_events(&self, filter: &EventFilter) -> Result<u64> {

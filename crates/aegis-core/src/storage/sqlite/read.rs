@@ -60,14 +60,20 @@ fn where_clause(filter: &EventFilter) -> (String, Vec<Value>) {
     }
 }
 
-pub(super) fn events(conn: &Connection, filter: &EventFilter, page: Page) -> Result<Vec<StoredEvent>> {
+pub(super) fn events(
+    conn: &Connection,
+    filter: &EventFilter,
+    page: Page,
+) -> Result<Vec<StoredEvent>> {
     let (clause, mut args) = where_clause(filter);
     let order = match page.order {
         Order::Desc => "DESC",
         Order::Asc => "ASC",
     };
     args.push(Value::Integer(i64::from(page.limit.min(Page::MAX_LIMIT))));
-    args.push(Value::Integer(i64::try_from(page.offset).unwrap_or(i64::MAX)));
+    args.push(Value::Integer(
+        i64::try_from(page.offset).unwrap_or(i64::MAX),
+    ));
     let sql = format!(
         "SELECT {COLUMNS} FROM events {clause} ORDER BY time {order}, id {order} LIMIT ? OFFSET ?"
     );
@@ -77,9 +83,11 @@ pub(super) fn events(conn: &Connection, filter: &EventFilter, page: Page) -> Res
 pub(super) fn count(conn: &Connection, filter: &EventFilter) -> Result<u64> {
     let (clause, args) = where_clause(filter);
     let sql = format!("SELECT count(*) FROM events {clause}");
-    conn.query_row(&sql, rusqlite::params_from_iter(args), |r| r.get::<_, i64>(0))
-        .map(|n| n as u64)
-        .map_err(sql_err)
+    conn.query_row(&sql, rusqlite::params_from_iter(args), |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n as u64)
+    .map_err(sql_err)
 }
 
 pub(super) fn ip_history(conn: &Connection, ip: IpAddr) -> Result<Vec<StoredEvent>> {
@@ -87,8 +95,14 @@ pub(super) fn ip_history(conn: &Connection, ip: IpAddr) -> Result<Vec<StoredEven
     query_events(conn, &sql, vec![Value::Blob(ip_key(ip).to_vec())])
 }
 
-pub(super) fn distinct_ips(conn: &Connection, after: Option<IpAddr>, limit: u32) -> Result<Vec<IpAddr>> {
-    let after = after.map(|ip| ip_key(ip.to_canonical()).to_vec()).unwrap_or_default();
+pub(super) fn distinct_ips(
+    conn: &Connection,
+    after: Option<IpAddr>,
+    limit: u32,
+) -> Result<Vec<IpAddr>> {
+    let after = after
+        .map(|ip| ip_key(ip.to_canonical()).to_vec())
+        .unwrap_or_default();
     let mut stmt = conn
         .prepare_cached("SELECT ip_key FROM ips WHERE ip_key > ? ORDER BY ip_key LIMIT ?")
         .map_err(sql_err)?;
@@ -105,7 +119,9 @@ pub(super) fn distinct_ips(conn: &Connection, after: Option<IpAddr>, limit: u32)
 
 fn query_events(conn: &Connection, sql: &str, args: Vec<Value>) -> Result<Vec<StoredEvent>> {
     let mut stmt = conn.prepare_cached(sql).map_err(sql_err)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(args)).map_err(sql_err)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(args))
+        .map_err(sql_err)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(sql_err)? {
         out.push(stored_event(row)?);
@@ -118,7 +134,9 @@ fn corrupt(what: &str) -> Error {
 }
 
 fn millis(ms: i64) -> Result<DateTime<Utc>> {
-    Utc.timestamp_millis_opt(ms).single().ok_or_else(|| corrupt("time"))
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .ok_or_else(|| corrupt("time"))
 }
 
 fn stored_event(row: &Row<'_>) -> Result<StoredEvent> {

@@ -125,7 +125,9 @@ pub(super) fn bans_per_day(conn: &Connection, q: &StatsQuery, tz: Tz) -> Result<
         return Ok(Vec::new());
     }
     let first = q.since.with_timezone(&tz).date_naive();
-    let last = (q.until - Duration::milliseconds(1)).with_timezone(&tz).date_naive();
+    let last = (q.until - Duration::milliseconds(1))
+        .with_timezone(&tz)
+        .date_naive();
     let from = day_start(tz, first).timestamp_millis();
     let to = day_start(tz, last + Duration::days(1)).timestamp_millis();
     let mut days: BTreeMap<NaiveDate, u64> = first
@@ -171,7 +173,11 @@ pub(super) fn bans_per_day(conn: &Connection, q: &StatsQuery, tz: Tz) -> Result<
         .collect())
 }
 
-pub(super) fn top_offenders(conn: &Connection, q: &StatsQuery, limit: u32) -> Result<Vec<Offender>> {
+pub(super) fn top_offenders(
+    conn: &Connection,
+    q: &StatsQuery,
+    limit: u32,
+) -> Result<Vec<Offender>> {
     let (src, mut args) = source(q);
     args.push(Value::Integer(i64::from(limit)));
     let sql = format!(
@@ -204,8 +210,14 @@ pub(super) fn top_offenders(conn: &Connection, q: &StatsQuery, limit: u32) -> Re
         out.push(Offender {
             ip: ip_from_key(&key).ok_or_else(|| corrupt("ip_key"))?,
             bans: count(bans),
-            first_seen: Utc.timestamp_millis_opt(first).single().ok_or_else(|| corrupt("first"))?,
-            last_seen: Utc.timestamp_millis_opt(last).single().ok_or_else(|| corrupt("last"))?,
+            first_seen: Utc
+                .timestamp_millis_opt(first)
+                .single()
+                .ok_or_else(|| corrupt("first"))?,
+            last_seen: Utc
+                .timestamp_millis_opt(last)
+                .single()
+                .ok_or_else(|| corrupt("last"))?,
             jails,
             country,
         });
@@ -213,7 +225,12 @@ pub(super) fn top_offenders(conn: &Connection, q: &StatsQuery, limit: u32) -> Re
     Ok(out)
 }
 
-pub(super) fn top(conn: &Connection, q: &StatsQuery, by: TopBy, limit: u32) -> Result<Vec<TopEntry>> {
+pub(super) fn top(
+    conn: &Connection,
+    q: &StatsQuery,
+    by: TopBy,
+    limit: u32,
+) -> Result<Vec<TopEntry>> {
     let (src, mut args) = source(q);
     let (key, label) = match by {
         TopBy::Country => ("i.country", "NULL"),

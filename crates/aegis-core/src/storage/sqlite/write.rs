@@ -214,7 +214,9 @@ pub(super) fn set_geo(conn: &mut Connection, ip: IpAddr, geo: &Geo) -> Result<u6
         )
         .map_err(sql_err)?;
     let known: Option<i64> = tx
-        .query_row("SELECT 1 FROM ips WHERE ip_key = ?1", [&key[..]], |r| r.get(0))
+        .query_row("SELECT 1 FROM ips WHERE ip_key = ?1", [&key[..]], |r| {
+            r.get(0)
+        })
         .optional()
         .map_err(sql_err)?;
     if known.is_some() {

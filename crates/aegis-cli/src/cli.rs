@@ -1,0 +1,280 @@
+//! Command-line definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Aegis: long-term, searchable memory of fail2ban's bans.
+#[derive(Debug, Parser)]
+#[command(name = "aegis", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Configuration file (default: /etc/aegis/aegis.toml when present).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Storage URL, e.g. sqlite:///var/lib/aegis/aegis.db (overrides config and AEGIS_STORAGE_URL).
+    #[arg(long, global = true, value_name = "URL")]
+    pub storage: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 success (a ban that could only be spooled is a success), \
+1 storage or I/O failure, 2 invalid input or usage, 3 configuration error, \
+4 an event could be neither stored nor spooled.";
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Record a ban (called by fail2ban's actionban).
+    Ban(EventArgs),
+    /// Record an unban (called by fail2ban's actionunban).
+    Unban(EventArgs),
+    /// Store the events spooled while the store was unreachable.
+    Flush,
+    /// Headline figures, bans per day and top offenders.
+    Stats(StatsArgs),
+    /// Rank addresses, countries, jails, hosts, ASNs or networks.
+    Top(TopArgs),
+    /// Everything known about one address.
+    Ip {
+        /// The address.
+        ip: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List events.
+    Events(EventsArgs),
+    /// Delete events older than a given age.
+    Prune {
+        /// Age, e.g. 365d or 52w.
+        #[arg(long, value_name = "AGE")]
+        older_than: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import fail2ban's history.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Set up fail2ban to report to Aegis.
+    #[command(subcommand)]
+    Fail2ban(Fail2banCommand),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// The tags of one fail2ban ban, by name or in the positional form
+/// `IP PROTOCOL PORT FAILURES TIME`. Tags fail2ban left literal (`<port>`) count as absent.
+#[derive(Debug, Args, Default)]
+pub struct EventArgs {
+    /// Positional form: IP PROTOCOL PORT FAILURES TIME.
+    #[arg(value_name = "TAG", num_args = 0..=5)]
+    pub positional: Vec<String>,
+    /// <ip>
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// <name>: the jail (default "unknown").
+    #[arg(long)]
+    pub jail: Option<String>,
+    /// <protocol>
+    #[arg(long)]
+    pub protocol: Option<String>,
+    /// <port>
+    #[arg(long)]
+    pub port: Option<String>,
+    /// <failures>
+    #[arg(long, allow_hyphen_values = true)]
+    pub failures: Option<String>,
+    /// <time>: epoch seconds of the last failure (default: now).
+    #[arg(long)]
+    pub time: Option<String>,
+    /// <bantime>: seconds, -1 for permanent.
+    #[arg(long, allow_hyphen_values = true)]
+    pub bantime: Option<String>,
+    /// <bancount>
+    #[arg(long, allow_hyphen_values = true)]
+    pub bancount: Option<String>,
+    /// <restored>: 1 when fail2ban re-applies a ban on restart.
+    #[arg(long)]
+    pub restored: Option<String>,
+    /// <matches>: matched log lines, newline-separated.
+    #[arg(long, allow_hyphen_values = true)]
+    pub matches: Option<String>,
+    /// <F-USER>
+    #[arg(long, allow_hyphen_values = true)]
+    pub user: Option<String>,
+    /// Reporting host (default: config `host`, else this machine's name).
+    #[arg(long)]
+    pub host: Option<String>,
+}
+
+/// The scope of a statistic.
+#[derive(Debug, Args)]
+pub struct RangeArgs {
+    /// Start: an age (7d, 24h, 2w), a date (2026-11-01) or RFC 3339 time.
+    #[arg(long, default_value = "7d")]
+    pub since: String,
+    /// End (default: now), same forms as --since.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only this reporting host.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Only this jail.
+    #[arg(long)]
+    pub jail: Option<String>,
+    /// Only addresses in this country (two-letter code).
+    #[arg(long)]
+    pub country: Option<String>,
+}
+
+/// `aegis stats`
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The range.
+    #[command(flatten)]
+    pub range: RangeArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `aegis top` ranks.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TopKey {
+    /// Addresses.
+    Ip,
+    /// Countries.
+    Country,
+    /// Jails.
+    Jail,
+    /// Reporting hosts.
+    Host,
+    /// Autonomous systems.
+    Asn,
+    /// /24 and /64 networks.
+    Network,
+}
+
+/// `aegis top`
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// What to rank.
+    #[arg(long, value_enum, default_value = "ip")]
+    pub by: TopKey,
+    /// Rows to show.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: u32,
+    /// The range.
+    #[command(flatten)]
+    pub range: RangeArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `aegis events`
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only this address.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Only addresses in this network (CIDR).
+    #[arg(long, value_name = "CIDR")]
+    pub network: Option<String>,
+    /// Only this jail.
+    #[arg(long)]
+    pub jail: Option<String>,
+    /// Only this reporting host.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Only this country (two-letter code).
+    #[arg(long)]
+    pub country: Option<String>,
+    /// Only bans or only unbans.
+    #[arg(long, value_parser = ["ban", "unban"])]
+    pub kind: Option<String>,
+    /// Start, as for `stats --since` (default: everything).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// End, as for `stats --until`.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Rows to show.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: u32,
+    /// Rows to skip.
+    #[arg(long, default_value_t = 0)]
+    pub offset: u64,
+    /// Oldest first.
+    #[arg(long)]
+    pub asc: bool,
+    /// Print JSON.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print CSV.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+/// `aegis import …`
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Import fail2ban's SQLite database (`bans` table).
+    #[command(name = "fail2ban-db")]
+    Fail2banDb {
+        /// The database.
+        #[arg(default_value = aegis_core::fail2ban::DEFAULT_DB)]
+        path: PathBuf,
+        /// Host the bans happened on (default: this machine).
+        #[arg(long)]
+        host: Option<String>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import fail2ban.log files (rotated .gz ones too).
+    Log {
+        /// Log files.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Time zone the log was written in (default: the system's, else config `timezone`).
+        #[arg(long)]
+        timezone: Option<String>,
+        /// Host the bans happened on (default: this machine).
+        #[arg(long)]
+        host: Option<String>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `aegis fail2ban …`
+#[derive(Debug, Subcommand)]
+pub enum Fail2banCommand {
+    /// Install the `aegis` action into fail2ban's action.d.
+    Install {
+        /// fail2ban's action directory.
+        #[arg(long, default_value = "/etc/fail2ban/action.d")]
+        dir: PathBuf,
+        /// Show what would be written without writing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Replace an existing, different aegis.conf.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `aegis config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print an example configuration file.
+    Example,
+    /// Print the effective settings (passwords hidden).
+    Show,
+}

@@ -1,0 +1,66 @@
+//! What every command needs: settings, the storage URL and this host's name.
+
+use aegis_core::{Settings, StorageUrl};
+use anyhow::Result;
+
+use crate::cli::Cli;
+use crate::spool::Spool;
+
+/// Settings resolved from defaults, file, environment and flags.
+pub struct Context {
+    /// All settings.
+    pub settings: Settings,
+    /// Where events are stored.
+    pub storage_url: StorageUrl,
+    /// The name this machine reports as.
+    pub host: String,
+}
+
+impl Context {
+    /// Loads settings and applies the global flags.
+    pub fn load(cli: &Cli) -> Result<Self> {
+        let mut settings = Settings::load(cli.config.as_deref())?;
+        if let Some(url) = &cli.storage {
+            settings.storage.url = Some(url.clone());
+        }
+        let storage_url = settings.storage_url()?;
+        let host = settings.host.clone().unwrap_or_else(|| {
+            gethostname::gethostname()
+                .into_string()
+                .unwrap_or_else(|_| "localhost".into())
+        });
+        Ok(Context {
+            settings,
+            storage_url,
+            host,
+        })
+    }
+
+    /// The spool: configured, else `spool/` in Aegis's data directory.
+    pub fn spool(&self) -> Spool {
+        Spool::new(
+            self.settings
+                .storage
+                .spool_dir
+                .clone()
+                .unwrap_or_else(|| aegis_core::data_dir().join("spool")),
+        )
+    }
+
+    /// The configured time zone.
+    pub fn time_zone(&self) -> Result<aegis_core::Tz> {
+        Ok(self.settings.time_zone()?)
+    }
+}
+
+/// For `aegis config show`.
+pub fn describe(ctx: &Context) -> String {
+    format!(
+        "storage url: {}\nspool:       {}\nhost:        {}\ntime zone:   {}\n\n{:#?}",
+        ctx.storage_url,
+        ctx.spool().dir().display(),
+        ctx.host,
+        ctx.settings.timezone.as_deref().unwrap_or("UTC"),
+        ctx.settings
+    )
+}

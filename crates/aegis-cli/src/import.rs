@@ -1,0 +1,156 @@
+//! `aegis import`: fail2ban's database and log files, idempotently.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use aegis_core::fail2ban::{open_log, parse_log_line, Fail2banDb, ImportItem};
+use aegis_core::{BanEvent, Storage, Tz};
+use anyhow::{Context as _, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+const BATCH: usize = 5_000;
+
+/// What an import did.
+#[derive(Debug, Default, Serialize)]
+pub struct ImportSummary {
+    /// Records read.
+    pub read: u64,
+    /// Events newly stored.
+    pub imported: u64,
+    /// Events already stored.
+    pub duplicates: u64,
+    /// Records skipped, by reason.
+    pub skipped: BTreeMap<String, u64>,
+}
+
+impl ImportSummary {
+    fn print(&self, json: bool) -> Result<()> {
+        if json {
+            println!("{}", serde_json::to_string_pretty(self)?);
+            return Ok(());
+        }
+        let skipped: u64 = self.skipped.values().sum();
+        println!(
+            "read {}, imported {}, duplicates {}, skipped {}",
+            self.read, self.imported, self.duplicates, skipped
+        );
+        for (reason, n) in &self.skipped {
+            println!("  skipped {n}: {reason}");
+        }
+        Ok(())
+    }
+}
+
+/// Feeds events to the store in batches and keeps the tally.
+struct Importer<'a> {
+    store: &'a dyn Storage,
+    pending: Vec<BanEvent>,
+    summary: ImportSummary,
+}
+
+impl<'a> Importer<'a> {
+    fn new(store: &'a dyn Storage) -> Self {
+        Importer {
+            store,
+            pending: Vec::with_capacity(BATCH),
+            summary: ImportSummary::default(),
+        }
+    }
+
+    async fn add(&mut self, item: ImportItem) -> Result<()> {
+        self.summary.read += 1;
+        match item {
+            Ok(event) => {
+                self.pending.push(event);
+                if self.pending.len() >= BATCH {
+                    self.flush().await?;
+                }
+            }
+            Err(reason) => {
+                // Group by the reason, not the row it came from.
+                let reason = reason.split_once(": ").map_or(reason.as_str(), |(_, r)| r);
+                let reason = reason.split(" \"").next().unwrap_or(reason).to_owned();
+                *self.summary.skipped.entry(reason).or_default() += 1;
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let outcome = self.store.record_batch(&self.pending).await?;
+        self.summary.imported += outcome.inserted;
+        self.summary.duplicates += outcome.duplicates;
+        self.pending.clear();
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<ImportSummary> {
+        self.flush().await?;
+        Ok(self.summary)
+    }
+}
+
+fn progress(len: Option<u64>, what: &str) -> ProgressBar {
+    let bar = match len {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    // Draws only on a terminal: fine under cron and in pipes.
+    let template = if len.is_some() {
+        "{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta})"
+    } else {
+        "{msg} {spinner} {pos} lines ({per_sec})"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// `aegis import fail2ban-db`
+pub async fn fail2ban_db(store: &dyn Storage, path: &Path, host: &str, json: bool) -> Result<()> {
+    let db = Fail2banDb::open(path, host)?;
+    let bar = progress(Some(db.count()?), "importing");
+    let mut importer = Importer::new(store);
+    let mut after = 0;
+    loop {
+        let (items, last) = db.read_page(after, BATCH as u32)?;
+        let Some(last) = last else { break };
+        after = last;
+        bar.inc(items.len() as u64);
+        for item in items {
+            importer.add(item).await?;
+        }
+    }
+    bar.finish_and_clear();
+    importer.finish().await?.print(json)
+}
+
+/// `aegis import log`
+pub async fn logs(
+    store: &dyn Storage,
+    paths: &[PathBuf],
+    tz: Tz,
+    host: &str,
+    json: bool,
+) -> Result<()> {
+    let bar = progress(None, "reading logs");
+    let mut importer = Importer::new(store);
+    for path in paths {
+        let reader = open_log(path)?;
+        for line in std::io::BufRead::lines(reader) {
+            let line = line.with_context(|| format!("reading {}", path.display()))?;
+            bar.inc(1);
+            if let Some(item) = parse_log_line(&line, tz, host) {
+                importer.add(item).await?;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    importer.finish().await?.print(json)
+}
