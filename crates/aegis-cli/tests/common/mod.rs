@@ -1,0 +1,77 @@
+//! Helpers for running the real `aegis` binary against a private store and spool.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use aegis_core::{EventFilter, Page, Storage, StorageUrl, StoredEvent};
+
+/// A private world: config, store and spool in one temporary directory.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("aegis.toml"), "host = \"test-host\"\n").unwrap();
+        Sandbox { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn db_url(&self) -> String {
+        format!("sqlite://{}/store/aegis.db", self.path().display())
+    }
+
+    pub fn spool(&self) -> PathBuf {
+        self.path().join("spool")
+    }
+
+    /// `aegis` with this sandbox's config, store and spool.
+    pub fn aegis(&self) -> Command {
+        self.aegis_with(&self.db_url())
+    }
+
+    /// `aegis` with another storage URL.
+    pub fn aegis_with(&self, url: &str) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_aegis"));
+        cmd.arg("--config")
+            .arg(self.path().join("aegis.toml"))
+            .arg("--storage")
+            .arg(url)
+            .env("AEGIS_STORAGE_SPOOL_DIR", self.spool())
+            .env_remove("AEGIS_STORAGE_URL");
+        cmd
+    }
+
+    pub async fn store(&self) -> Arc<dyn Storage> {
+        aegis_core::connect(&StorageUrl::parse(&self.db_url()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    pub async fn all_events(&self) -> Vec<StoredEvent> {
+        let store = self.store().await;
+        let page = Page { limit: Page::MAX_LIMIT, ..Page::default() };
+        store.events(&EventFilter::default(), page).await.unwrap()
+    }
+
+    pub fn spooled(&self) -> usize {
+        std::fs::read_dir(self.spool())
+            .map(|d| d.filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json")).count())
+            .unwrap_or(0)
+    }
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
