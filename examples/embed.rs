@@ -7,13 +7,24 @@ use chrono::{Duration, Utc};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> aegis_core::Result<()> {
-    let url = std::env::args().nth(1).unwrap_or_else(|| "sqlite::memory:".into());
+    let url = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "sqlite::memory:".into());
     let store = connect(&StorageUrl::parse(&url)?).await?;
 
     let now = Utc::now();
-    for (i, addr) in ["203.0.113.7", "203.0.113.7", "2001:db8::5"].iter().enumerate() {
+    for (i, addr) in ["203.0.113.7", "203.0.113.7", "2001:db8::5"]
+        .iter()
+        .enumerate()
+    {
         let time = now - Duration::minutes(10 * i as i64);
-        let mut event = BanEvent::new(EventKind::Ban, parse_ip(addr)?, "sshd", "example-host", time)?;
+        let mut event = BanEvent::new(
+            EventKind::Ban,
+            parse_ip(addr)?,
+            "sshd",
+            "example-host",
+            time,
+        )?;
         event.failures = Some(5);
         store.record(&event).await?;
     }

@@ -56,13 +56,25 @@ impl Sandbox {
 
     pub async fn all_events(&self) -> Vec<StoredEvent> {
         let store = self.store().await;
-        let page = Page { limit: Page::MAX_LIMIT, ..Page::default() };
+        let page = Page {
+            limit: Page::MAX_LIMIT,
+            ..Page::default()
+        };
         store.events(&EventFilter::default(), page).await.unwrap()
     }
 
     pub fn spooled(&self) -> usize {
         std::fs::read_dir(self.spool())
-            .map(|d| d.filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json")).count())
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .path()
+                        .extension()
+                        .is_some_and(|x| x == "json")
+                })
+                .count()
+            })
             .unwrap_or(0)
     }
 }
