@@ -44,6 +44,7 @@ conformance!(
     currently_banned_follows_bans_and_unbans,
     bans_per_day_is_zero_filled_in_the_time_zone,
     statistics_match_a_naive_model,
+    rolling_windows_match_the_naive_model,
     top_rankings,
     ip_history_is_complete_and_ordered,
     prune_removes_old_events_and_their_statistics,
@@ -412,7 +413,6 @@ async fn statistics_match_a_naive_model(store: Store) {
     for chunk in events.chunks(97) {
         store.record_batch(chunk).await.unwrap();
     }
-    let new_bans: Vec<&BanEvent> = events.iter().filter(|e| e.is_new_ban()).collect();
     let ranges = [
         (at(0, 0, 0), at(21, 0, 0)),
         (at(2, 13, 17), at(9, 4, 2)),
@@ -425,93 +425,8 @@ async fn statistics_match_a_naive_model(store: Store) {
         for host in [None, Some("web2")] {
             let mut q = StatsQuery::range(since, until);
             q.host = host.map(str::to_owned);
-            let scope: Vec<&BanEvent> = new_bans
-                .iter()
-                .copied()
-                .filter(|e| e.time >= since && e.time < until && host.is_none_or(|h| e.host == h))
-                .collect();
-            let s = store.summary(&q).await.unwrap();
-            let distinct = |f: &dyn Fn(&BanEvent) -> Option<String>| {
-                scope
-                    .iter()
-                    .filter_map(|e| f(e))
-                    .collect::<BTreeSet<_>>()
-                    .len() as u64
-            };
-            assert_eq!(s.bans, scope.len() as u64, "bans {q:?}");
-            assert_eq!(
-                s.unique_ips,
-                distinct(&|e| Some(e.ip.to_string())),
-                "ips {q:?}"
-            );
-            assert_eq!(s.jails, distinct(&|e| Some(e.jail.clone())), "jails {q:?}");
-            assert_eq!(s.hosts, distinct(&|e| Some(e.host.clone())), "hosts {q:?}");
-            assert_eq!(
-                s.countries,
-                distinct(&|e| e.geo.as_ref().and_then(|g| g.country.clone())),
-                "countries {q:?}"
-            );
-
-            // Top offenders: bans desc, last seen desc, then address.
-            let mut per_ip: BTreeMap<IpAddr, ModelOffender> = BTreeMap::new();
-            for e in &scope {
-                let entry = per_ip
-                    .entry(e.ip)
-                    .or_insert((0, e.time, e.time, BTreeSet::new()));
-                entry.0 += 1;
-                entry.1 = entry.1.min(e.time);
-                entry.2 = entry.2.max(e.time);
-                entry.3.insert(e.jail.clone());
-            }
-            let top = store.top_offenders(&q, 1000).await.unwrap();
-            assert_eq!(top.len(), per_ip.len());
-            for o in &top {
-                let (bans, first, last, jails) = &per_ip[&o.ip];
-                assert_eq!(
-                    (o.bans, o.first_seen, o.last_seen),
-                    (*bans, *first, *last),
-                    "{o:?}"
-                );
-                assert_eq!(o.jails, jails.iter().cloned().collect::<Vec<_>>());
-            }
-            assert!(
-                top.windows(2)
-                    .all(|w| (w[0].bans, w[0].last_seen) >= (w[1].bans, w[1].last_seen)),
-                "order"
-            );
-            let top3 = store.top_offenders(&q, 3).await.unwrap();
-            assert_eq!(top3[..], top[..top.len().min(3)]);
-
-            // Rankings.
-            for by in [TopBy::Jail, TopBy::Host, TopBy::Country, TopBy::Network] {
-                let key = |e: &BanEvent| -> Option<String> {
-                    match by {
-                        TopBy::Jail => Some(e.jail.clone()),
-                        TopBy::Host => Some(e.host.clone()),
-                        TopBy::Country => e.geo.as_ref().and_then(|g| g.country.clone()),
-                        _ => Some(aegis_core::network_of(e.ip).to_string()),
-                    }
-                };
-                let mut want: BTreeMap<String, (u64, BTreeSet<IpAddr>)> = BTreeMap::new();
-                for e in &scope {
-                    if let Some(k) = key(e) {
-                        let w = want.entry(k).or_default();
-                        w.0 += 1;
-                        w.1.insert(e.ip);
-                    }
-                }
-                let got = store.top(&q, by, 1000).await.unwrap();
-                let got: BTreeMap<String, (u64, u64)> = got
-                    .into_iter()
-                    .map(|t| (t.key, (t.bans, t.unique_ips)))
-                    .collect();
-                let want: BTreeMap<String, (u64, u64)> = want
-                    .into_iter()
-                    .map(|(k, (b, ips))| (k, (b, ips.len() as u64)))
-                    .collect();
-                assert_eq!(got, want, "{by:?} {q:?}");
-            }
-
+            check_against_model(&store, &events, &q).await;
+            let new_bans: Vec<&BanEvent> = events.iter().filter(|e| e.is_new_ban()).collect();
             // Per day in UTC.
             let days = store.bans_per_day(&q, chrono_tz::UTC).await.unwrap();
             let first_day = since.date_naive();
@@ -526,6 +441,156 @@ async fn statistics_match_a_naive_model(store: Store) {
                 assert_eq!(d.bans, want, "day {} of {q:?}", d.day);
             }
         }
+    }
+}
+
+/// The rolling 24 h / 7 d / 30 d windows: built, moved forward, fed late events,
+/// re-located and pruned, always equal to the naive computation.
+async fn rolling_windows_match_the_naive_model(store: Store) {
+    let mut rng = support::Rng(0xa11);
+    let now = Utc::now() - Duration::minutes(1);
+    let start = now - Duration::days(45);
+    let mut events: Vec<BanEvent> = Vec::new();
+    let make = |from: DateTime<Utc>, to: DateTime<Utc>, n: usize, rng: &mut support::Rng| {
+        let span = (to - from).num_seconds().max(1) as u64;
+        (0..n)
+            .map(|i| {
+                let k = if rng.below(3) == 0 { rng.below(3) } else { rng.below(80) };
+                let ip = if k % 5 == 0 { format!("2001:db8:{k}::9") } else { format!("203.0.{}.{}", k / 20, k) };
+                let mut e = ban(&ip, ["sshd", "nginx"][rng.below(2) as usize], ["a", "b", "c"][rng.below(3) as usize], from + Duration::seconds(rng.below(span) as i64));
+                e.geo = [Some("DE"), Some("US"), None][(k % 3) as usize].map(geo);
+                e.restored = i % 31 == 0;
+                if i % 29 == 0 {
+                    e.kind = EventKind::Unban;
+                }
+                e
+            })
+            .collect::<Vec<_>>()
+    };
+    let steps = [35, 20, 12, 6, 2, 0];
+    let mut cursor = start;
+    for (n, days_before) in steps.iter().enumerate() {
+        let until = now - Duration::days(*days_before) - Duration::hours(5 - n as i64);
+        let fresh = make(cursor, until, 150, &mut rng);
+        // Late arrivals: some inside the windows, some older than every cut.
+        let late = make(start, until, 20, &mut rng);
+        cursor = until;
+        store.record_batch(&fresh).await.unwrap();
+        store.record_batch(&late).await.unwrap();
+        events.extend(fresh);
+        events.extend(late);
+        for days in [1, 7, 30] {
+            let q = StatsQuery::range(until - Duration::days(days), until);
+            check_against_model(&store, &events, &q).await;
+        }
+    }
+    let (victim, g) = (events[3].ip, Geo { asn: Some(64_500), as_org: Some("Moved".into()), ..geo("FR") });
+    store.set_geo(victim, &g).await.unwrap();
+    for e in events.iter_mut().filter(|e| e.ip == victim) {
+        e.geo = Some(g.clone());
+    }
+    let until = now + Duration::seconds(30);
+    for days in [1, 7, 30] {
+        check_against_model(&store, &events, &StatsQuery::range(until - Duration::days(days), until)).await;
+    }
+    let cutoff = now - Duration::days(3);
+    store.prune(cutoff).await.unwrap();
+    events.retain(|e| e.time >= cutoff);
+    let until = now + Duration::seconds(40);
+    for days in [1, 7, 30] {
+        check_against_model(&store, &events, &StatsQuery::range(until - Duration::days(days), until)).await;
+    }
+}
+
+/// Every statistic for `q` equals a computation over the raw `events`.
+async fn check_against_model(store: &Store, events: &[BanEvent], q: &StatsQuery) {
+    let (since, until, host) = (q.since, q.until, q.host.as_deref());
+    let new_bans: Vec<&BanEvent> = events.iter().filter(|e| e.is_new_ban()).collect();
+    let scope: Vec<&BanEvent> = new_bans
+        .iter()
+        .copied()
+        .filter(|e| e.time >= since && e.time < until && host.is_none_or(|h| e.host == h))
+        .collect();
+    let s = store.summary(&q).await.unwrap();
+    let distinct = |f: &dyn Fn(&BanEvent) -> Option<String>| {
+        scope
+            .iter()
+            .filter_map(|e| f(e))
+            .collect::<BTreeSet<_>>()
+            .len() as u64
+    };
+    assert_eq!(s.bans, scope.len() as u64, "bans {q:?}");
+    assert_eq!(
+        s.unique_ips,
+        distinct(&|e| Some(e.ip.to_string())),
+        "ips {q:?}"
+    );
+    assert_eq!(s.jails, distinct(&|e| Some(e.jail.clone())), "jails {q:?}");
+    assert_eq!(s.hosts, distinct(&|e| Some(e.host.clone())), "hosts {q:?}");
+    assert_eq!(
+        s.countries,
+        distinct(&|e| e.geo.as_ref().and_then(|g| g.country.clone())),
+        "countries {q:?}"
+    );
+
+    // Top offenders: bans desc, last seen desc, then address.
+    let mut per_ip: BTreeMap<IpAddr, ModelOffender> = BTreeMap::new();
+    for e in &scope {
+        let entry = per_ip
+            .entry(e.ip)
+            .or_insert((0, e.time, e.time, BTreeSet::new()));
+        entry.0 += 1;
+        entry.1 = entry.1.min(e.time);
+        entry.2 = entry.2.max(e.time);
+        entry.3.insert(e.jail.clone());
+    }
+    let top = store.top_offenders(&q, 1000).await.unwrap();
+    assert_eq!(top.len(), per_ip.len());
+    for o in &top {
+        let (bans, first, last, jails) = &per_ip[&o.ip];
+        assert_eq!(
+            (o.bans, o.first_seen, o.last_seen),
+            (*bans, *first, *last),
+            "{o:?}"
+        );
+        assert_eq!(o.jails, jails.iter().cloned().collect::<Vec<_>>());
+    }
+    assert!(
+        top.windows(2)
+            .all(|w| (w[0].bans, w[0].last_seen) >= (w[1].bans, w[1].last_seen)),
+        "order"
+    );
+    let top3 = store.top_offenders(&q, 3).await.unwrap();
+    assert_eq!(top3[..], top[..top.len().min(3)]);
+
+    // Rankings.
+    for by in [TopBy::Jail, TopBy::Host, TopBy::Country, TopBy::Network] {
+        let key = |e: &BanEvent| -> Option<String> {
+            match by {
+                TopBy::Jail => Some(e.jail.clone()),
+                TopBy::Host => Some(e.host.clone()),
+                TopBy::Country => e.geo.as_ref().and_then(|g| g.country.clone()),
+                _ => Some(aegis_core::network_of(e.ip).to_string()),
+            }
+        };
+        let mut want: BTreeMap<String, (u64, BTreeSet<IpAddr>)> = BTreeMap::new();
+        for e in &scope {
+            if let Some(k) = key(e) {
+                let w = want.entry(k).or_default();
+                w.0 += 1;
+                w.1.insert(e.ip);
+            }
+        }
+        let got = store.top(&q, by, 1000).await.unwrap();
+        let got: BTreeMap<String, (u64, u64)> = got
+            .into_iter()
+            .map(|t| (t.key, (t.bans, t.unique_ips)))
+            .collect();
+        let want: BTreeMap<String, (u64, u64)> = want
+            .into_iter()
+            .map(|(k, (b, ips))| (k, (b, ips.len() as u64)))
+            .collect();
+        assert_eq!(got, want, "{by:?} {q:?}");
     }
 }
 

@@ -22,6 +22,7 @@ use crate::query::{
 mod migrations;
 mod read;
 mod stats;
+mod window;
 mod write;
 
 /// How long a writer waits for another process's lock before giving up.
@@ -209,6 +210,27 @@ impl Storage for SqliteStorage {
     }
 
     async fn summary(&self, query: &StatsQuery) -> Result<Summary> {
+        let q = query.clone();
+        let windowed = self
+            .write(move |conn| {
+                stats::windowed(conn, &q, |tx, win| {
+                    let [bans, unique_ips, countries, jails, hosts] =
+                        window::summary(tx, win).map_err(sql_err)?;
+                    let currently_banned = stats::currently_banned(tx, &q, Utc::now())?;
+                    Ok(Summary {
+                        bans,
+                        unique_ips,
+                        countries,
+                        jails,
+                        hosts,
+                        currently_banned,
+                    })
+                })
+            })
+            .await?;
+        if let Some(summary) = windowed {
+            return Ok(summary);
+        }
         let query = query.clone();
         self.read(move |conn| stats::summary(conn, &query, Utc::now()))
             .await
@@ -221,12 +243,34 @@ impl Storage for SqliteStorage {
     }
 
     async fn top_offenders(&self, query: &StatsQuery, limit: u32) -> Result<Vec<Offender>> {
+        let q = query.clone();
+        let windowed = self
+            .write(move |conn| {
+                stats::windowed(conn, &q, |tx, win| {
+                    window::top_offenders(tx, win, &q, limit).map_err(sql_err)
+                })
+            })
+            .await?;
+        if let Some(top) = windowed {
+            return Ok(top);
+        }
         let query = query.clone();
         self.read(move |conn| stats::top_offenders(conn, &query, limit))
             .await
     }
 
     async fn top(&self, query: &StatsQuery, by: TopBy, limit: u32) -> Result<Vec<TopEntry>> {
+        let q = query.clone();
+        let windowed = self
+            .write(move |conn| {
+                stats::windowed(conn, &q, |tx, win| {
+                    window::top(tx, win, by, limit).map_err(sql_err)
+                })
+            })
+            .await?;
+        if let Some(top) = windowed {
+            return Ok(top);
+        }
         let query = query.clone();
         self.read(move |conn| stats::top(conn, &query, by, limit))
             .await

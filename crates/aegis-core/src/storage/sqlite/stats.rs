@@ -87,26 +87,51 @@ pub(super) fn summary(conn: &Connection, q: &StatsQuery, now: DateTime<Utc>) -> 
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
         .map_err(sql_err)?;
-    let mut active_args = vec![Value::Integer(now.timestamp_millis())];
-    let narrow = narrowing(q, &mut active_args, None);
-    let currently_banned: i64 = conn
-        .query_row(
-            &format!(
-                "SELECT count(DISTINCT ip_key) FROM active_bans
-                 WHERE (expires IS NULL OR expires > ?){narrow}"
-            ),
-            rusqlite::params_from_iter(active_args),
-            |r| r.get(0),
-        )
-        .map_err(sql_err)?;
+    let currently_banned = currently_banned(conn, q, now)?;
     Ok(Summary {
         bans: count(bans),
         unique_ips: count(unique_ips),
         countries: count(countries),
         jails: count(jails),
         hosts: count(hosts),
-        currently_banned: count(currently_banned),
+        currently_banned,
     })
+}
+
+/// Addresses whose latest ban has not expired or been lifted, now.
+pub(super) fn currently_banned(conn: &Connection, q: &StatsQuery, now: DateTime<Utc>) -> Result<u64> {
+    let mut args = vec![Value::Integer(now.timestamp_millis())];
+    let narrow = narrowing(q, &mut args, None);
+    conn.query_row(
+        &format!(
+            "SELECT count(DISTINCT ip_key) FROM active_bans
+             WHERE (expires IS NULL OR expires > ?){narrow}"
+        ),
+        rusqlite::params_from_iter(args),
+        |r| r.get::<_, i64>(0),
+    )
+    .map(count)
+    .map_err(sql_err)
+}
+
+/// Runs `f` on the rolling window that answers `q`, if one can (see `window`).
+pub(super) fn windowed<T>(
+    conn: &mut Connection,
+    q: &StatsQuery,
+    f: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> Result<T>,
+) -> Result<Option<T>> {
+    if !super::window::fits(q) {
+        return Ok(None);
+    }
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sql_err)?;
+    let result = match super::window::prepare(&tx, q).map_err(sql_err)? {
+        Some(win) => Some(f(&tx, win)?),
+        None => None,
+    };
+    tx.commit().map_err(sql_err)?;
+    Ok(result)
 }
 
 /// The UTC instant a local day starts (midnight, or the first instant after a DST gap).

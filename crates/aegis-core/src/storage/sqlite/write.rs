@@ -22,6 +22,9 @@ pub(super) fn insert(conn: &mut Connection, events: &[BanEvent]) -> Result<Batch
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql_err)?;
+    let before: i64 = tx
+        .query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))
+        .map_err(sql_err)?;
     let mut outcome = BatchOutcome::default();
     for event in events {
         if insert_one(&tx, event).map_err(sql_err)? {
@@ -30,14 +33,16 @@ pub(super) fn insert(conn: &mut Connection, events: &[BanEvent]) -> Result<Batch
             outcome.duplicates += 1;
         }
     }
+    if outcome.inserted > 0 {
+        fold(&tx, before, None).map_err(sql_err)?;
+    }
     tx.commit().map_err(sql_err)?;
     Ok(outcome)
 }
 
-/// Inserts one event and updates the summaries; false when it was already stored.
+/// Inserts one event and its address; false when the event was already stored.
 fn insert_one(tx: &rusqlite::Transaction<'_>, e: &BanEvent) -> rusqlite::Result<bool> {
     let key = ip_key(e.ip);
-    let time = e.time.timestamp_millis();
     let geo = e.geo.clone().unwrap_or_default();
     let matches = if e.matches.is_empty() {
         None
@@ -62,7 +67,7 @@ fn insert_one(tx: &rusqlite::Transaction<'_>, e: &BanEvent) -> rusqlite::Result<
             e.protocol,
             e.port,
             e.failures,
-            time,
+            e.time.timestamp_millis(),
             e.bantime,
             e.bancount,
             e.restored,
@@ -93,56 +98,72 @@ fn insert_one(tx: &rusqlite::Transaction<'_>, e: &BanEvent) -> rusqlite::Result<
         geo.asn,
         geo.as_org
     ])?;
-    match e.kind {
-        EventKind::Ban => {
-            let expires = match e.bantime {
-                Some(-1) => None,
-                Some(secs) => Some(time + secs * 1000),
-                None => Some(time + DEFAULT_BANTIME_MS),
-            };
-            tx.prepare_cached(
-                "INSERT INTO active_bans (ip_key, host, jail, banned_at, expires)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (ip_key, host, jail) DO UPDATE SET
-                    banned_at = excluded.banned_at, expires = excluded.expires
-                 WHERE excluded.banned_at >= banned_at",
-            )?
-            .execute(params![&key[..], e.host, e.jail, time, expires])?;
-        }
-        EventKind::Unban => {
-            tx.prepare_cached(
-                "DELETE FROM active_bans WHERE ip_key = ?1 AND host = ?2 AND jail = ?3
-                 AND banned_at <= ?4",
-            )?
-            .execute(params![&key[..], e.host, e.jail, time])?;
-        }
-    }
-    if e.is_new_ban() {
-        add_ban(tx, &key, &e.host, &e.jail, time)?;
-    }
     Ok(true)
 }
 
-/// Counts one new ban in the per-day and per-slot summaries.
-fn add_ban(
+/// Folds the events with `id > after` into the summaries, set-based: a batch costs
+/// a handful of statements, not a handful per event. `only_win` restricts the
+/// window part to one window (when it is being built).
+pub(super) fn fold(
     tx: &rusqlite::Transaction<'_>,
-    key: &[u8],
-    host: &str,
-    jail: &str,
-    time: i64,
+    after: i64,
+    only_win: Option<i64>,
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO ip_day (day, ip_key, host, jail, bans, first, last)
-         VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5)
-         ON CONFLICT (day, ip_key, host, jail) DO UPDATE SET
-            bans = bans + 1, first = min(first, excluded.first), last = max(last, excluded.last)",
-    )?
-    .execute(params![time.div_euclid(DAY_MS), key, host, jail, time])?;
-    tx.prepare_cached(
-        "INSERT INTO ban_slots (slot, host, jail, bans) VALUES (?1, ?2, ?3, 1)
-         ON CONFLICT (slot, host, jail) DO UPDATE SET bans = bans + 1",
-    )?
-    .execute(params![time.div_euclid(SLOT_MS), host, jail])?;
+    const NEW_BANS: &str = "e.id > ?1 AND e.kind = 0 AND e.restored = 0";
+    if only_win.is_none() {
+        tx.prepare_cached(&format!(
+            "INSERT INTO ip_day (day, ip_key, host, jail, bans, first, last)
+             SELECT e.time / {DAY_MS}, e.ip_key, e.host, e.jail, count(*), min(e.time), max(e.time)
+             FROM events e WHERE {NEW_BANS} GROUP BY 1, 2, 3, 4
+             ON CONFLICT (day, ip_key, host, jail) DO UPDATE SET bans = bans + excluded.bans,
+                first = min(first, excluded.first), last = max(last, excluded.last)"
+        ))?
+        .execute([after])?;
+        tx.prepare_cached(&format!(
+            "INSERT INTO ban_slots (slot, host, jail, bans)
+             SELECT e.time / {SLOT_MS}, e.host, e.jail, count(*)
+             FROM events e WHERE {NEW_BANS} GROUP BY 1, 2, 3
+             ON CONFLICT (slot, host, jail) DO UPDATE SET bans = bans + excluded.bans"
+        ))?
+        .execute([after])?;
+        // The latest ban per address, host and jail (bare columns come from the max row).
+        tx.prepare_cached(&format!(
+            "INSERT INTO active_bans (ip_key, host, jail, banned_at, expires)
+             SELECT e.ip_key, e.host, e.jail, max(e.time),
+                    CASE WHEN e.bantime = -1 THEN NULL
+                         ELSE e.time + coalesce(e.bantime * 1000, {DEFAULT_BANTIME_MS}) END
+             FROM events e WHERE e.id > ?1 AND e.kind = 0 GROUP BY 1, 2, 3
+             ON CONFLICT (ip_key, host, jail) DO UPDATE SET
+                banned_at = excluded.banned_at, expires = excluded.expires
+             WHERE excluded.banned_at >= banned_at"
+        ))?
+        .execute([after])?;
+        tx.prepare_cached(
+            "DELETE FROM active_bans WHERE EXISTS (
+                SELECT 1 FROM events u WHERE u.id > ?1 AND u.kind = 1
+                AND u.ip_key = active_bans.ip_key AND u.host = active_bans.host
+                AND u.jail = active_bans.jail AND u.time >= active_bans.banned_at)",
+        )?
+        .execute([after])?;
+    }
+    let in_window = "JOIN win_state w ON e.time >= w.cut AND (?2 IS NULL OR w.win = ?2)";
+    tx.prepare_cached(&format!(
+        "INSERT INTO win_ip (win, ip_key, bans, country, asn, as_org, network)
+         SELECT w.win, e.ip_key, count(*), i.country, i.asn, i.as_org, i.network
+         FROM events e {in_window} JOIN ips i ON i.ip_key = e.ip_key
+         WHERE {NEW_BANS} GROUP BY w.win, e.ip_key
+         ON CONFLICT (win, ip_key) DO UPDATE SET bans = bans + excluded.bans"
+    ))?
+    .execute(params![after, only_win])?;
+    for (table, column) in [("win_ip_jail", "jail"), ("win_ip_host", "host")] {
+        tx.prepare_cached(&format!(
+            "INSERT INTO {table} (win, ip_key, {column}, bans)
+             SELECT w.win, e.ip_key, e.{column}, count(*) FROM events e {in_window}
+             WHERE {NEW_BANS} GROUP BY w.win, e.ip_key, e.{column}
+             ON CONFLICT (win, ip_key, {column}) DO UPDATE SET bans = bans + excluded.bans"
+        ))?
+        .execute(params![after, only_win])?;
+    }
     Ok(())
 }
 
@@ -158,6 +179,8 @@ pub(super) fn prune(conn: &mut Connection, before: DateTime<Utc>) -> Result<u64>
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql_err)?;
+    // Windows must let go of the events before they are deleted.
+    super::window::advance_all(&tx, cutoff).map_err(sql_err)?;
     let deleted = tx
         .execute("DELETE FROM events WHERE time < ?1", [cutoff])
         .map_err(sql_err)?;
@@ -222,6 +245,13 @@ pub(super) fn set_geo(conn: &mut Connection, ip: IpAddr, geo: &Geo) -> Result<u6
     if known.is_some() {
         tx.execute(
             "UPDATE ips SET country = ?2, asn = ?3, as_org = ?4 WHERE ip_key = ?1",
+            params![&key[..], geo.country, geo.asn, geo.as_org],
+        )
+        .map_err(sql_err)?;
+        // The triggers move the address's counts to its new keys.
+        tx.execute(
+            "UPDATE win_ip SET country = ?2, asn = ?3, as_org = ?4
+             WHERE win IN (SELECT win FROM win_state) AND ip_key = ?1",
             params![&key[..], geo.country, geo.asn, geo.as_org],
         )
         .map_err(sql_err)?;

@@ -1,0 +1,212 @@
+//! Storage benchmark: record throughput and dashboard statistics at scale, each
+//! printed beside a naive GROUP BY over the raw events table in the same run.
+//!
+//! `cargo bench -p aegis-core --bench storage` (sizes: `AEGIS_BENCH_SIZES=1000000,10000000`).
+//! Generated stores are kept in `target/aegis-bench/` and reused by later runs.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aegis_core::{
+    BanEvent, EventKind, Geo, SqliteStorage, StatsQuery, Storage, TopBy,
+};
+use chrono::{DateTime, Utc};
+
+const JAILS: [&str; 6] = ["sshd", "sshd", "sshd", "nginx-http-auth", "postfix-sasl", "recidive"];
+const HOSTS: [&str; 5] = ["web1", "web2", "mail", "db1", "vpn"];
+const COUNTRIES: [&str; 12] = ["CN", "US", "RU", "BR", "IN", "VN", "DE", "KR", "NL", "FR", "ID", "TW"];
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Skewed attack traffic over the year up to `end`: a few addresses ban often, most once.
+fn generate(n: usize, end: DateTime<Utc>, seed: u64) -> impl Iterator<Item = BanEvent> {
+    let mut rng = Rng(seed);
+    let pool = (n / 4).max(10) as f64;
+    let span_ms = 365 * 86_400_000i64;
+    (0..n).map(move |_| {
+        let idx = (pool * rng.unit().powi(3)) as u64;
+        let ip = if idx % 10 == 9 {
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, (idx >> 16) as u16, idx as u16, 0, 0, 0, 1))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(0x0b00_0000u32 + (idx as u32).wrapping_mul(2_654_435_761) % 0xc000_0000))
+        };
+        let time = end - chrono::Duration::milliseconds((rng.unit() * span_ms as f64) as i64);
+        let mut e = BanEvent::new(
+            EventKind::Ban,
+            ip,
+            JAILS[(rng.next() % 6) as usize],
+            HOSTS[(idx % 5) as usize],
+            time,
+        )
+        .expect("valid generated event");
+        e.failures = Some(5);
+        e.bantime = Some(600);
+        e.geo = Some(Geo {
+            country: Some(COUNTRIES[(idx % 12) as usize].into()),
+            asn: Some(4000 + (idx % 300) as u32),
+            as_org: Some(format!("AS org {}", idx % 300)),
+            ..Geo::default()
+        });
+        e.matches = vec![format!("sshd[{idx}]: Failed password for root from {ip} port 22 ssh2")];
+        e
+    })
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() - 1) as f64 * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Runs `f` `runs` times and returns (p50, p95).
+async fn measure<F, Fut, T>(runs: usize, mut f: F) -> (Duration, Duration)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        std::hint::black_box(f().await);
+        samples.push(t.elapsed());
+    }
+    (percentile(&mut samples, 0.5), percentile(&mut samples, 0.95))
+}
+
+fn naive(conn: &rusqlite::Connection, sql: &str, q: &StatsQuery) -> usize {
+    let mut stmt = conn.prepare_cached(sql).expect("naive query");
+    let rows = stmt
+        .query_map([q.since.timestamp_millis(), q.until.timestamp_millis()], |_| Ok(()))
+        .expect("naive query runs");
+    rows.count()
+}
+
+const NAIVE_SUMMARY: &str = "SELECT count(*), count(DISTINCT ip_key), count(DISTINCT country), \
+    count(DISTINCT jail), count(DISTINCT host) FROM events \
+    WHERE kind = 0 AND restored = 0 AND time >= ?1 AND time < ?2";
+const NAIVE_DAILY: &str = "SELECT time / 86400000, count(*) FROM events \
+    WHERE kind = 0 AND restored = 0 AND time >= ?1 AND time < ?2 GROUP BY 1";
+const NAIVE_TOP: &str = "SELECT ip_key, count(*) AS n, min(time), max(time), group_concat(DISTINCT jail) \
+    FROM events WHERE kind = 0 AND restored = 0 AND time >= ?1 AND time < ?2 \
+    GROUP BY ip_key ORDER BY n DESC LIMIT 10";
+const NAIVE_COUNTRIES: &str = "SELECT country, count(*) AS n, count(DISTINCT ip_key) FROM events \
+    WHERE kind = 0 AND restored = 0 AND time >= ?1 AND time < ?2 GROUP BY country ORDER BY n DESC LIMIT 10";
+
+async fn record_throughput(dir: &std::path::Path) {
+    let path = dir.join("throughput.db");
+    let _ = std::fs::remove_file(&path);
+    let store = SqliteStorage::open(&path).expect("open");
+    let end = Utc::now();
+    let single: Vec<BanEvent> = generate(2_000, end, 7).collect();
+    let t = Instant::now();
+    for e in &single {
+        store.record(e).await.expect("record");
+    }
+    let one = single.len() as f64 / t.elapsed().as_secs_f64();
+    let batch: Vec<BanEvent> = generate(200_000, end, 8).collect();
+    let t = Instant::now();
+    for chunk in batch.chunks(10_000) {
+        store.record_batch(chunk).await.expect("batch");
+    }
+    let many = batch.len() as f64 / t.elapsed().as_secs_f64();
+    println!("record, one event per transaction: {one:>10.0} events/s");
+    println!("record_batch, 10k per batch:       {many:>10.0} events/s  (target >= 200000)");
+    drop(store);
+    let _ = std::fs::remove_file(&path);
+}
+
+async fn store_of(dir: &std::path::Path, n: usize, end: DateTime<Utc>) -> (SqliteStorage, PathBuf) {
+    let path = dir.join(format!("events-{n}.db"));
+    let store = SqliteStorage::open(&path).expect("open");
+    let have = store
+        .count_events(&aegis_core::EventFilter::default())
+        .await
+        .expect("count") as usize;
+    if have < n {
+        println!("generating {} events into {} …", n - have, path.display());
+        let t = Instant::now();
+        let mut batch = Vec::with_capacity(20_000);
+        for e in generate(n - have, end, 42 + have as u64) {
+            batch.push(e);
+            if batch.len() == 20_000 {
+                store.record_batch(&batch).await.expect("batch");
+                batch.clear();
+            }
+        }
+        store.record_batch(&batch).await.expect("batch");
+        println!("  generated in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    (store, path)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let sizes: Vec<usize> = std::env::var("AEGIS_BENCH_SIZES")
+        .unwrap_or_else(|_| "1000000,10000000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/aegis-bench");
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    record_throughput(&dir).await;
+
+    let end = Utc::now();
+    for n in sizes {
+        let (store, path) = store_of(&dir, n, end).await;
+        let raw = rusqlite::Connection::open(&path).expect("raw connection");
+        let now = Utc::now();
+        println!("\n{n} events ({})", path.display());
+        println!("{:<34} {:>10} {:>10} {:>12} {:>10}", "statistic", "p50", "p95", "naive p50", "speed-up");
+        for (label, days) in [("today (24 h)", 1), ("7 days", 7), ("30 days", 30)] {
+            let q = StatsQuery::range(now - chrono::Duration::days(days), now);
+            let runs = 21;
+            let rows: [(&str, (Duration, Duration), (Duration, Duration)); 4] = [
+                (
+                    "summary",
+                    measure(runs, || store.summary(&q)).await,
+                    measure(5, || async { naive(&raw, NAIVE_SUMMARY, &q) }).await,
+                ),
+                (
+                    "bans per day",
+                    measure(runs, || store.bans_per_day(&q, chrono_tz::Europe::Berlin)).await,
+                    measure(5, || async { naive(&raw, NAIVE_DAILY, &q) }).await,
+                ),
+                (
+                    "top offenders (10)",
+                    measure(runs, || store.top_offenders(&q, 10)).await,
+                    measure(5, || async { naive(&raw, NAIVE_TOP, &q) }).await,
+                ),
+                (
+                    "top countries (10)",
+                    measure(runs, || store.top(&q, TopBy::Country, 10)).await,
+                    measure(5, || async { naive(&raw, NAIVE_COUNTRIES, &q) }).await,
+                ),
+            ];
+            for (name, (p50, p95), (n50, _)) in rows {
+                println!(
+                    "{:<34} {:>10} {:>10} {:>12} {:>9.1}x",
+                    format!("{name}, {label}"),
+                    ms(p50),
+                    ms(p95),
+                    ms(n50),
+                    n50.as_secs_f64() / p50.as_secs_f64()
+                );
+            }
+        }
+    }
+}
