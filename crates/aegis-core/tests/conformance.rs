@@ -455,9 +455,22 @@ async fn rolling_windows_match_the_naive_model(store: Store) {
         let span = (to - from).num_seconds().max(1) as u64;
         (0..n)
             .map(|i| {
-                let k = if rng.below(3) == 0 { rng.below(3) } else { rng.below(80) };
-                let ip = if k % 5 == 0 { format!("2001:db8:{k}::9") } else { format!("203.0.{}.{}", k / 20, k) };
-                let mut e = ban(&ip, ["sshd", "nginx"][rng.below(2) as usize], ["a", "b", "c"][rng.below(3) as usize], from + Duration::seconds(rng.below(span) as i64));
+                let k = if rng.below(3) == 0 {
+                    rng.below(3)
+                } else {
+                    rng.below(80)
+                };
+                let ip = if k % 5 == 0 {
+                    format!("2001:db8:{k}::9")
+                } else {
+                    format!("203.0.{}.{}", k / 20, k)
+                };
+                let mut e = ban(
+                    &ip,
+                    ["sshd", "nginx"][rng.below(2) as usize],
+                    ["a", "b", "c"][rng.below(3) as usize],
+                    from + Duration::seconds(rng.below(span) as i64),
+                );
                 e.geo = [Some("DE"), Some("US"), None][(k % 3) as usize].map(geo);
                 e.restored = i % 31 == 0;
                 if i % 29 == 0 {
@@ -484,21 +497,38 @@ async fn rolling_windows_match_the_naive_model(store: Store) {
             check_against_model(&store, &events, &q).await;
         }
     }
-    let (victim, g) = (events[3].ip, Geo { asn: Some(64_500), as_org: Some("Moved".into()), ..geo("FR") });
+    let (victim, g) = (
+        events[3].ip,
+        Geo {
+            asn: Some(64_500),
+            as_org: Some("Moved".into()),
+            ..geo("FR")
+        },
+    );
     store.set_geo(victim, &g).await.unwrap();
     for e in events.iter_mut().filter(|e| e.ip == victim) {
         e.geo = Some(g.clone());
     }
     let until = now + Duration::seconds(30);
     for days in [1, 7, 30] {
-        check_against_model(&store, &events, &StatsQuery::range(until - Duration::days(days), until)).await;
+        check_against_model(
+            &store,
+            &events,
+            &StatsQuery::range(until - Duration::days(days), until),
+        )
+        .await;
     }
     let cutoff = now - Duration::days(3);
     store.prune(cutoff).await.unwrap();
     events.retain(|e| e.time >= cutoff);
     let until = now + Duration::seconds(40);
     for days in [1, 7, 30] {
-        check_against_model(&store, &events, &StatsQuery::range(until - Duration::days(days), until)).await;
+        check_against_model(
+            &store,
+            &events,
+            &StatsQuery::range(until - Duration::days(days), until),
+        )
+        .await;
     }
 }
 

@@ -96,6 +96,7 @@ impl SqliteStorage {
     /// A private in-memory database, gone when dropped.
     pub fn open_in_memory() -> Result<Self> {
         let mut conn = Connection::open_in_memory().map_err(sql_err)?;
+        conn.set_prepared_statement_cache_capacity(128);
         migrations::migrate(&mut conn)?;
         Ok(SqliteStorage {
             inner: Arc::new(Inner {
@@ -159,7 +160,13 @@ fn open_conn(path: &Path, flags: OpenFlags) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .map_err(|e| with_path(path, sql_err(e)))?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_err)?;
+    // Room for every statement the backend prepares: re-preparing the ones that
+    // fire triggers costs more than running them.
+    conn.set_prepared_statement_cache_capacity(128);
     conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(sql_err)?;
+    // 32 MiB of page cache (the default is 2 MiB): indexes of large stores stay hot.
+    conn.pragma_update(None, "cache_size", -32_768)
         .map_err(sql_err)?;
     conn.pragma_update(None, "foreign_keys", "OFF")
         .map_err(sql_err)?;

@@ -99,7 +99,11 @@ pub(super) fn summary(conn: &Connection, q: &StatsQuery, now: DateTime<Utc>) -> 
 }
 
 /// Addresses whose latest ban has not expired or been lifted, now.
-pub(super) fn currently_banned(conn: &Connection, q: &StatsQuery, now: DateTime<Utc>) -> Result<u64> {
+pub(super) fn currently_banned(
+    conn: &Connection,
+    q: &StatsQuery,
+    now: DateTime<Utc>,
+) -> Result<u64> {
     let mut args = vec![Value::Integer(now.timestamp_millis())];
     let narrow = narrowing(q, &mut args, None);
     conn.query_row(

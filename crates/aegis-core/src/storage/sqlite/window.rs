@@ -38,11 +38,16 @@ pub(super) fn prepare(tx: &Transaction<'_>, q: &StatsQuery) -> rusqlite::Result<
         return Ok(None);
     }
     let cut: Option<i64> = tx
-        .query_row("SELECT cut FROM win_state WHERE win = ?1", [win], |r| r.get(0))
+        .query_row("SELECT cut FROM win_state WHERE win = ?1", [win], |r| {
+            r.get(0)
+        })
         .optional()?;
     match cut {
         None => {
-            tx.execute("INSERT INTO win_state (win, cut) VALUES (?1, ?2)", [win, since])?;
+            tx.execute(
+                "INSERT INTO win_state (win, cut) VALUES (?1, ?2)",
+                [win, since],
+            )?;
             fold(tx, 0, Some(win))?;
         }
         Some(cut) if cut < since => advance(tx, win, cut, since)?,
@@ -192,8 +197,8 @@ pub(super) fn top_offenders(
     let (since, until) = (q.since.timestamp_millis(), q.until.timestamp_millis());
     let mut out = Vec::with_capacity(candidates.len());
     for (key, _) in candidates {
-        let (bans, first, last, jails, country): (i64, i64, i64, String, Option<String>) = detail
-            .query_row(params![key, since, until], |r| {
+        let (bans, first, last, jails, country): (i64, i64, i64, String, Option<String>) =
+            detail.query_row(params![key, since, until], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?;
         let (Some(ip), Some(first), Some(last)) = (

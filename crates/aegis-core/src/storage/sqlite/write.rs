@@ -1,5 +1,6 @@
 //! Inserts (with the summaries they maintain), prune and geo updates.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
@@ -26,12 +27,23 @@ pub(super) fn insert(conn: &mut Connection, events: &[BanEvent]) -> Result<Batch
         .query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))
         .map_err(sql_err)?;
     let mut outcome = BatchOutcome::default();
+    // Each address once per batch; the latest geolocation given for it wins.
+    let mut addresses: HashMap<[u8; 16], (IpAddr, Option<&Geo>)> = HashMap::new();
     for event in events {
         if insert_one(&tx, event).map_err(sql_err)? {
             outcome.inserted += 1;
+            let entry = addresses
+                .entry(ip_key(event.ip))
+                .or_insert((event.ip, None));
+            if event.geo.is_some() {
+                entry.1 = event.geo.as_ref();
+            }
         } else {
             outcome.duplicates += 1;
         }
+    }
+    for (key, (ip, geo)) in addresses {
+        upsert_address(&tx, &key, ip, geo).map_err(sql_err)?;
     }
     if outcome.inserted > 0 {
         fold(&tx, before, None).map_err(sql_err)?;
@@ -40,7 +52,7 @@ pub(super) fn insert(conn: &mut Connection, events: &[BanEvent]) -> Result<Batch
     Ok(outcome)
 }
 
-/// Inserts one event and its address; false when the event was already stored.
+/// Inserts one event; false when it was already stored.
 fn insert_one(tx: &rusqlite::Transaction<'_>, e: &BanEvent) -> rusqlite::Result<bool> {
     let key = ip_key(e.ip);
     let geo = e.geo.clone().unwrap_or_default();
@@ -81,9 +93,17 @@ fn insert_one(tx: &rusqlite::Transaction<'_>, e: &BanEvent) -> rusqlite::Result<
             geo.as_org,
             e.received_at.timestamp_millis(),
         ])?;
-    if inserted == 0 {
-        return Ok(false);
-    }
+    Ok(inserted == 1)
+}
+
+/// Records an address's network and, when given, its geolocation.
+fn upsert_address(
+    tx: &rusqlite::Transaction<'_>,
+    key: &[u8],
+    ip: IpAddr,
+    geo: Option<&Geo>,
+) -> rusqlite::Result<()> {
+    let geo = geo.cloned().unwrap_or_default();
     tx.prepare_cached(
         "INSERT INTO ips (ip_key, network, country, asn, as_org) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (ip_key) DO UPDATE SET
@@ -92,13 +112,13 @@ fn insert_one(tx: &rusqlite::Transaction<'_>, e: &BanEvent) -> rusqlite::Result<
             as_org = coalesce(excluded.as_org, as_org)",
     )?
     .execute(params![
-        &key[..],
-        network_of(e.ip).to_string(),
+        key,
+        network_of(ip).to_string(),
         geo.country,
         geo.asn,
         geo.as_org
     ])?;
-    Ok(true)
+    Ok(())
 }
 
 /// Folds the events with `id > after` into the summaries, set-based: a batch costs
@@ -114,7 +134,7 @@ pub(super) fn fold(
         tx.prepare_cached(&format!(
             "INSERT INTO ip_day (day, ip_key, host, jail, bans, first, last)
              SELECT e.time / {DAY_MS}, e.ip_key, e.host, e.jail, count(*), min(e.time), max(e.time)
-             FROM events e WHERE {NEW_BANS} GROUP BY 1, 2, 3, 4
+             FROM events e NOT INDEXED WHERE {NEW_BANS} GROUP BY 1, 2, 3, 4
              ON CONFLICT (day, ip_key, host, jail) DO UPDATE SET bans = bans + excluded.bans,
                 first = min(first, excluded.first), last = max(last, excluded.last)"
         ))?
@@ -122,7 +142,7 @@ pub(super) fn fold(
         tx.prepare_cached(&format!(
             "INSERT INTO ban_slots (slot, host, jail, bans)
              SELECT e.time / {SLOT_MS}, e.host, e.jail, count(*)
-             FROM events e WHERE {NEW_BANS} GROUP BY 1, 2, 3
+             FROM events e NOT INDEXED WHERE {NEW_BANS} GROUP BY 1, 2, 3
              ON CONFLICT (slot, host, jail) DO UPDATE SET bans = bans + excluded.bans"
         ))?
         .execute([after])?;
@@ -132,25 +152,33 @@ pub(super) fn fold(
              SELECT e.ip_key, e.host, e.jail, max(e.time),
                     CASE WHEN e.bantime = -1 THEN NULL
                          ELSE e.time + coalesce(e.bantime * 1000, {DEFAULT_BANTIME_MS}) END
-             FROM events e WHERE e.id > ?1 AND e.kind = 0 GROUP BY 1, 2, 3
+             FROM events e NOT INDEXED WHERE e.id > ?1 AND e.kind = 0 GROUP BY 1, 2, 3
              ON CONFLICT (ip_key, host, jail) DO UPDATE SET
                 banned_at = excluded.banned_at, expires = excluded.expires
              WHERE excluded.banned_at >= banned_at"
         ))?
         .execute([after])?;
         tx.prepare_cached(
-            "DELETE FROM active_bans WHERE EXISTS (
-                SELECT 1 FROM events u WHERE u.id > ?1 AND u.kind = 1
-                AND u.ip_key = active_bans.ip_key AND u.host = active_bans.host
-                AND u.jail = active_bans.jail AND u.time >= active_bans.banned_at)",
+            "DELETE FROM active_bans WHERE (ip_key, host, jail) IN (
+                SELECT u.ip_key, u.host, u.jail FROM events u NOT INDEXED JOIN active_bans a
+                ON a.ip_key = u.ip_key AND a.host = u.host AND a.jail = u.jail
+                WHERE u.id > ?1 AND u.kind = 1 AND u.time >= a.banned_at)",
         )?
         .execute([after])?;
+        // Expired bans can never count again: keep the table to the live ones.
+        tx.prepare_cached("DELETE FROM active_bans WHERE expires <= ?1")?
+            .execute([Utc::now().timestamp_millis()])?;
     }
-    let in_window = "JOIN win_state w ON e.time >= w.cut AND (?2 IS NULL OR w.win = ?2)";
+    // New events are found by rowid (NOT INDEXED keeps the planner from scanning an
+    // index instead); a window being built reads its range through the time index.
+    let source = match only_win {
+        None => "events e NOT INDEXED CROSS JOIN win_state w ON e.time >= w.cut AND ?2 IS NULL",
+        Some(_) => "win_state w CROSS JOIN events e INDEXED BY events_time ON e.time >= w.cut AND w.win = ?2",
+    };
     tx.prepare_cached(&format!(
         "INSERT INTO win_ip (win, ip_key, bans, country, asn, as_org, network)
          SELECT w.win, e.ip_key, count(*), i.country, i.asn, i.as_org, i.network
-         FROM events e {in_window} JOIN ips i ON i.ip_key = e.ip_key
+         FROM {source} JOIN ips i ON i.ip_key = e.ip_key
          WHERE {NEW_BANS} GROUP BY w.win, e.ip_key
          ON CONFLICT (win, ip_key) DO UPDATE SET bans = bans + excluded.bans"
     ))?
@@ -158,7 +186,7 @@ pub(super) fn fold(
     for (table, column) in [("win_ip_jail", "jail"), ("win_ip_host", "host")] {
         tx.prepare_cached(&format!(
             "INSERT INTO {table} (win, ip_key, {column}, bans)
-             SELECT w.win, e.ip_key, e.{column}, count(*) FROM events e {in_window}
+             SELECT w.win, e.ip_key, e.{column}, count(*) FROM {source}
              WHERE {NEW_BANS} GROUP BY w.win, e.ip_key, e.{column}
              ON CONFLICT (win, ip_key, {column}) DO UPDATE SET bans = bans + excluded.bans"
         ))?

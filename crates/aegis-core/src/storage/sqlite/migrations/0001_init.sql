@@ -26,8 +26,6 @@ CREATE TABLE events (
 );
 CREATE INDEX events_time ON events (time);
 CREATE INDEX events_ip ON events (ip_key, time);
-CREATE INDEX events_jail ON events (jail, time);
-CREATE INDEX events_host ON events (host, time);
 
 -- The latest known attributes of each address, shared by the statistics.
 CREATE TABLE ips (
@@ -71,6 +69,7 @@ CREATE TABLE active_bans (
     expires   INTEGER,                     -- NULL: permanent
     PRIMARY KEY (ip_key, host, jail)
 ) WITHOUT ROWID;
+CREATE INDEX active_bans_expires ON active_bans (expires);
 
 -- Rolling windows (the last 24 h, 7 d and 30 d before a moving cut): the
 -- dashboard's headline figures and rankings, kept exact by adding each new ban
