@@ -541,7 +541,7 @@ async fn check_against_model(store: &Store, events: &[BanEvent], q: &StatsQuery)
         .copied()
         .filter(|e| e.time >= since && e.time < until && host.is_none_or(|h| e.host == h))
         .collect();
-    let s = store.summary(&q).await.unwrap();
+    let s = store.summary(q).await.unwrap();
     let distinct = |f: &dyn Fn(&BanEvent) -> Option<String>| {
         scope
             .iter()
@@ -574,7 +574,7 @@ async fn check_against_model(store: &Store, events: &[BanEvent], q: &StatsQuery)
         entry.2 = entry.2.max(e.time);
         entry.3.insert(e.jail.clone());
     }
-    let top = store.top_offenders(&q, 1000).await.unwrap();
+    let top = store.top_offenders(q, 1000).await.unwrap();
     assert_eq!(top.len(), per_ip.len());
     for o in &top {
         let (bans, first, last, jails) = &per_ip[&o.ip];
@@ -590,7 +590,7 @@ async fn check_against_model(store: &Store, events: &[BanEvent], q: &StatsQuery)
             .all(|w| (w[0].bans, w[0].last_seen) >= (w[1].bans, w[1].last_seen)),
         "order"
     );
-    let top3 = store.top_offenders(&q, 3).await.unwrap();
+    let top3 = store.top_offenders(q, 3).await.unwrap();
     assert_eq!(top3[..], top[..top.len().min(3)]);
 
     // Rankings.
@@ -611,7 +611,7 @@ async fn check_against_model(store: &Store, events: &[BanEvent], q: &StatsQuery)
                 w.1.insert(e.ip);
             }
         }
-        let got = store.top(&q, by, 1000).await.unwrap();
+        let got = store.top(q, by, 1000).await.unwrap();
         let got: BTreeMap<String, (u64, u64)> = got
             .into_iter()
             .map(|t| (t.key, (t.bans, t.unique_ips)))
