@@ -22,6 +22,7 @@ mod config;
 mod error;
 mod event;
 pub mod fail2ban;
+pub mod geo;
 mod ipkey;
 mod query;
 mod storage;

@@ -68,6 +68,15 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Sets the geolocation of every stored event of `ip`; returns how many changed.
     async fn set_geo(&self, ip: IpAddr, geo: &Geo) -> Result<u64>;
 
+    /// [`Storage::set_geo`] for many addresses; backends override it to batch.
+    async fn set_geo_many(&self, updates: &[(IpAddr, Geo)]) -> Result<u64> {
+        let mut changed = 0;
+        for (ip, geo) in updates {
+            changed += self.set_geo(*ip, geo).await?;
+        }
+        Ok(changed)
+    }
+
     /// Distinct stored addresses, in address order, after `after` (for backfills).
     async fn distinct_ips(&self, after: Option<IpAddr>, limit: u32) -> Result<Vec<IpAddr>>;
 }

@@ -299,6 +299,15 @@ impl Storage for SqliteStorage {
             .await
     }
 
+    async fn set_geo_many(&self, updates: &[(IpAddr, Geo)]) -> Result<u64> {
+        for (_, geo) in updates {
+            geo.validate()?;
+        }
+        let updates = updates.to_vec();
+        self.write(move |conn| write::set_geo_many(conn, &updates))
+            .await
+    }
+
     async fn distinct_ips(&self, after: Option<IpAddr>, limit: u32) -> Result<Vec<IpAddr>> {
         self.read(move |conn| read::distinct_ips(conn, after, limit))
             .await

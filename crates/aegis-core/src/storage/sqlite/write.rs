@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::sql_err;
 use crate::error::Result;
@@ -245,45 +245,46 @@ pub(super) fn prune(conn: &mut Connection, before: DateTime<Utc>) -> Result<u64>
 }
 
 pub(super) fn set_geo(conn: &mut Connection, ip: IpAddr, geo: &Geo) -> Result<u64> {
-    let key = ip_key(ip);
+    set_geo_many(conn, &[(ip, geo.clone())])
+}
+
+/// Sets the geolocation of each address's events, summaries and windows, in one transaction.
+pub(super) fn set_geo_many(conn: &mut Connection, updates: &[(IpAddr, Geo)]) -> Result<u64> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql_err)?;
-    let changed = tx
-        .execute(
-            "UPDATE events SET country = ?2, city = ?3, latitude = ?4, longitude = ?5, asn = ?6,
-                as_org = ?7 WHERE ip_key = ?1",
-            params![
-                &key[..],
-                geo.country,
-                geo.city,
-                geo.latitude,
-                geo.longitude,
-                geo.asn,
-                geo.as_org
-            ],
-        )
-        .map_err(sql_err)?;
-    let known: Option<i64> = tx
-        .query_row("SELECT 1 FROM ips WHERE ip_key = ?1", [&key[..]], |r| {
-            r.get(0)
-        })
-        .optional()
-        .map_err(sql_err)?;
-    if known.is_some() {
-        tx.execute(
-            "UPDATE ips SET country = ?2, asn = ?3, as_org = ?4 WHERE ip_key = ?1",
-            params![&key[..], geo.country, geo.asn, geo.as_org],
-        )
-        .map_err(sql_err)?;
+    let mut changed = 0;
+    for (ip, geo) in updates {
+        let key = ip_key(ip.to_canonical());
+        changed += tx
+            .prepare_cached(
+                "UPDATE events SET country = ?2, city = ?3, latitude = ?4, longitude = ?5,
+                    asn = ?6, as_org = ?7 WHERE ip_key = ?1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    &key[..],
+                    geo.country,
+                    geo.city,
+                    geo.latitude,
+                    geo.longitude,
+                    geo.asn,
+                    geo.as_org
+                ])
+            })
+            .map_err(sql_err)? as u64;
+        tx.prepare_cached("UPDATE ips SET country = ?2, asn = ?3, as_org = ?4 WHERE ip_key = ?1")
+            .and_then(|mut s| s.execute(params![&key[..], geo.country, geo.asn, geo.as_org]))
+            .map_err(sql_err)?;
         // The triggers move the address's counts to its new keys.
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE win_ip SET country = ?2, asn = ?3, as_org = ?4
-             WHERE win IN (SELECT win FROM win_state) AND ip_key = ?1",
-            params![&key[..], geo.country, geo.asn, geo.as_org],
+             WHERE win IN (SELECT win FROM win_state) AND ip_key = ?1
+             AND (country IS NOT ?2 OR asn IS NOT ?3 OR as_org IS NOT ?4)",
         )
+        .and_then(|mut s| s.execute(params![&key[..], geo.country, geo.asn, geo.as_org]))
         .map_err(sql_err)?;
     }
     tx.commit().map_err(sql_err)?;
-    Ok(changed as u64)
+    Ok(changed)
 }

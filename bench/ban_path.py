@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""The ban path, timed as fail2ban sees it: wall time of one `aegis ban` process.
+
+Prints p50/p95 over N calls on the embedded store, beside the lightest Python
+hook in the seed's style (interpreter start, argument parsing, one SQLite insert)
+timed by the same driver in the same run. Then times `aegis import fail2ban-db`
+on a generated fail2ban database beside a raw SQLite copy of the same rows.
+
+    cargo build --release -p aegis-cli && python3 bench/ban_path.py [--calls 1000] [--rows 1000000]
+"""
+import argparse
+import json
+import os
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HOOK = r'''
+import argparse, sqlite3, sys
+p = argparse.ArgumentParser()
+p.add_argument("action"); p.add_argument("--ip"); p.add_argument("--jail")
+p.add_argument("--failures"); p.add_argument("--time")
+a = p.parse_args()
+c = sqlite3.connect(sys.argv[0] + ".db")
+c.execute("CREATE TABLE IF NOT EXISTS bans (ip TEXT, jail TEXT, failures INT, time REAL)")
+c.execute("INSERT INTO bans VALUES (?, ?, ?, ?)", (a.ip, a.jail, a.failures, a.time))
+c.commit()
+'''
+
+
+def timed(cmd, env):
+    t = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    return (time.perf_counter() - t) * 1000
+
+
+def pct(samples, p):
+    s = sorted(samples)
+    return s[round((len(s) - 1) * p)]
+
+
+def ban_path(aegis, calls, work):
+    env = dict(os.environ, AEGIS_STORAGE_URL=f"sqlite://{work}/aegis.db",
+               AEGIS_STORAGE_SPOOL_DIR=f"{work}/spool", AEGIS_HOST="bench")
+    hook = os.path.join(work, "hook.py")
+    with open(hook, "w") as f:
+        f.write(HOOK)
+    aegis_ms, python_ms = [], []
+    now = int(time.time()) - 3600
+    for i in range(calls):
+        ip = f"10.{i // 65536}.{(i // 256) % 256}.{i % 256}"
+        args = ["--ip", ip, "--jail", "sshd", "--failures", "5", "--time", f"{now + i}.0"]
+        # Interleaved, so that machine noise hits both alike.
+        aegis_ms.append(timed([aegis, "ban", *args], env))
+        python_ms.append(timed([sys.executable, hook, "ban", *args], env))
+    a50, p50 = statistics.median(aegis_ms), statistics.median(python_ms)
+    print(f"ban path over {calls} calls (wall time per process, embedded store)")
+    print(f"  aegis ban            p50 {a50:7.2f} ms   p95 {pct(aegis_ms, .95):7.2f} ms")
+    print(f"  python hook (floor)  p50 {p50:7.2f} ms   p95 {pct(python_ms, .95):7.2f} ms")
+    print(f"  aegis is {p50 / a50:.1f}x faster at the median (target: p50 <= 3 ms and >= 5x)")
+
+
+def fail2ban_db(path, rows):
+    c = sqlite3.connect(path)
+    c.execute("CREATE TABLE bans(jail TEXT NOT NULL, ip TEXT, timeofban INTEGER NOT NULL, "
+              "bantime INTEGER NOT NULL, bancount INTEGER NOT NULL default 1, data JSON)")
+    rnd = random.Random(7)
+    start = int(time.time()) - 300 * 86400
+    jails = ["sshd", "sshd", "nginx-http-auth", "postfix-sasl", "recidive"]
+
+    def gen():
+        for i in range(rows):
+            ip = f"{rnd.randint(1, 223)}.{rnd.randint(0, 255)}.{rnd.randint(0, 255)}.{rnd.randint(1, 254)}"
+            data = {"matches": [f"sshd[{i}]: Failed password for root from {ip} port 22 ssh2"],
+                    "failures": 5, "user": "root"}
+            yield (rnd.choice(jails), ip, start + i * 25, 600, 1, json.dumps(data))
+    c.executemany("INSERT INTO bans VALUES (?, ?, ?, ?, ?, ?)", gen())
+    c.commit()
+    c.close()
+
+
+def import_rate(aegis, rows, work):
+    src = os.path.join(work, "fail2ban.sqlite3")
+    fail2ban_db(src, rows)
+    env = dict(os.environ, AEGIS_STORAGE_URL=f"sqlite://{work}/import.db", AEGIS_HOST="bench")
+    t = time.perf_counter()
+    subprocess.run([aegis, "import", "fail2ban-db", src], env=env, check=True, stdout=subprocess.DEVNULL)
+    imported = time.perf_counter() - t
+    raw = sqlite3.connect(os.path.join(work, "raw.db"))
+    t = time.perf_counter()
+    raw.execute("ATTACH ? AS f2b", (src,))
+    raw.execute("CREATE TABLE bans AS SELECT * FROM f2b.bans")
+    raw.commit()
+    copied = time.perf_counter() - t
+    print(f"import of a fail2ban database with {rows} bans")
+    print(f"  aegis import fail2ban-db  {rows / imported:10.0f} rows/s  ({imported:.1f} s)")
+    print(f"  raw SQLite copy           {rows / copied:10.0f} rows/s  ({copied:.1f} s)  (target for aegis: >= 250000)")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=1000)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--aegis", default=os.path.join(os.path.dirname(__file__), "../target/release/aegis"))
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as work:
+        ban_path(os.path.abspath(a.aegis), a.calls, work)
+        if a.rows:
+            import_rate(os.path.abspath(a.aegis), a.rows, work)
+
+
+if __name__ == "__main__":
+    main()

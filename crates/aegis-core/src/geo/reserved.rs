@@ -1,0 +1,60 @@
+//! Private and reserved address ranges: labelled, never looked up.
+
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+
+/// (network, label) for every range that is not a public unicast address.
+const RANGES: &[(&str, &str)] = &[
+    ("0.0.0.0/8", "this network (RFC 1122)"),
+    ("10.0.0.0/8", "private (RFC 1918)"),
+    ("100.64.0.0/10", "carrier-grade NAT (RFC 6598)"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("172.16.0.0/12", "private (RFC 1918)"),
+    ("192.0.0.0/24", "IETF protocol assignments"),
+    ("192.0.2.0/24", "documentation (TEST-NET-1)"),
+    ("192.168.0.0/16", "private (RFC 1918)"),
+    ("198.18.0.0/15", "benchmarking (RFC 2544)"),
+    ("198.51.100.0/24", "documentation (TEST-NET-2)"),
+    ("203.0.113.0/24", "documentation (TEST-NET-3)"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved"),
+    ("::1/128", "loopback"),
+    ("64:ff9b:1::/48", "local-use NAT64 (RFC 8215)"),
+    ("100::/64", "discard-only (RFC 6666)"),
+    ("2001:db8::/32", "documentation"),
+    ("fc00::/7", "unique local (ULA)"),
+    ("fe80::/10", "link-local"),
+    ("ff00::/8", "multicast"),
+];
+
+/// The label of the private or reserved range holding `ip`, if any.
+pub fn reserved_range(ip: IpAddr) -> Option<&'static str> {
+    let ip = ip.to_canonical();
+    RANGES.iter().find_map(|(net, label)| {
+        let net: IpNetwork = net.parse().ok()?;
+        net.contains(ip).then_some(*label)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels() {
+        for (ip, want) in [
+            ("10.1.2.3", Some("private (RFC 1918)")),
+            ("::ffff:192.168.1.1", Some("private (RFC 1918)")),
+            ("100.64.0.1", Some("carrier-grade NAT (RFC 6598)")),
+            ("fd00::1", Some("unique local (ULA)")),
+            ("2001:db8::5", Some("documentation")),
+            ("127.0.0.1", Some("loopback")),
+            ("8.8.8.8", None),
+            ("2a00:1450::1", None),
+        ] {
+            assert_eq!(reserved_range(ip.parse().unwrap()), want, "{ip}");
+        }
+    }
+}
