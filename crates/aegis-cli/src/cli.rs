@@ -14,6 +14,9 @@ pub struct Cli {
     /// Storage URL, e.g. sqlite:///var/lib/aegis/aegis.db (overrides config and AEGIS_STORAGE_URL).
     #[arg(long, global = true, value_name = "URL")]
     pub storage: Option<String>,
+    /// Geolocation databases.
+    #[command(flatten)]
+    pub geo: GeoArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -58,6 +61,9 @@ pub enum Command {
     /// Import fail2ban's history.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Geolocation: look addresses up, show the sources, backfill stored events.
+    #[command(subcommand)]
+    Geo(GeoCommand),
     /// Set up fail2ban to report to Aegis.
     #[command(subcommand)]
     Fail2ban(Fail2banCommand),
@@ -253,6 +259,32 @@ pub enum ImportCommand {
     },
 }
 
+/// `aegis geo …`
+#[derive(Debug, Subcommand)]
+pub enum GeoCommand {
+    /// Show what each source says about addresses, and which answer is stored.
+    Lookup {
+        /// Addresses.
+        #[arg(required = true)]
+        ips: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the sources in use, their data dates and the attribution.
+    Info {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// (Re)locate every stored address, e.g. after adding or updating a database.
+    Backfill {
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// `aegis fail2ban …`
 #[derive(Debug, Subcommand)]
 pub enum Fail2banCommand {
@@ -268,6 +300,17 @@ pub enum Fail2banCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// Geolocation databases, for every command that locates addresses.
+#[derive(Debug, Args, Default)]
+pub struct GeoArgs {
+    /// MaxMind-format city database (overrides [geo] city_db).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub city_db: Option<PathBuf>,
+    /// MaxMind-format ASN database (overrides [geo] asn_db).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub asn_db: Option<PathBuf>,
 }
 
 /// `aegis config …`

@@ -1,5 +1,6 @@
 //! What every command needs: settings, the storage URL and this host's name.
 
+use aegis_core::geo::Geolocator;
 use aegis_core::{Settings, StorageUrl};
 use anyhow::Result;
 
@@ -23,6 +24,12 @@ impl Context {
         if let Some(url) = &cli.storage {
             settings.storage.url = Some(url.clone());
         }
+        if let Some(path) = &cli.geo.city_db {
+            settings.geo.city_db = Some(path.clone());
+        }
+        if let Some(path) = &cli.geo.asn_db {
+            settings.geo.asn_db = Some(path.clone());
+        }
         let storage_url = settings.storage_url()?;
         let host = settings.host.clone().unwrap_or_else(|| {
             gethostname::gethostname()
@@ -45,6 +52,23 @@ impl Context {
                 .clone()
                 .unwrap_or_else(|| aegis_core::data_dir().join("spool")),
         )
+    }
+
+    /// The configured geolocation sources.
+    pub fn geolocator(&self) -> Result<Geolocator> {
+        Ok(Geolocator::from_settings(&self.settings.geo)?)
+    }
+
+    /// The configured sources, or the built-in country data when they cannot be
+    /// opened (with a warning): recording must not fail over geolocation.
+    pub fn geolocator_or_builtin(&self) -> Option<Geolocator> {
+        match self.geolocator() {
+            Ok(g) => Some(g),
+            Err(e) => {
+                eprintln!("aegis: warning: {e:#}; using the built-in country data");
+                Geolocator::builtin().ok()
+            }
+        }
     }
 
     /// The configured time zone.

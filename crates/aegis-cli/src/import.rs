@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use aegis_core::fail2ban::{open_log, parse_log_line, Fail2banDb, ImportItem};
+use aegis_core::geo::Geolocator;
 use aegis_core::{BanEvent, Storage, Tz};
 use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -45,14 +46,16 @@ impl ImportSummary {
 /// Feeds events to the store in batches and keeps the tally.
 struct Importer<'a> {
     store: &'a dyn Storage,
+    geo: Option<&'a Geolocator>,
     pending: Vec<BanEvent>,
     summary: ImportSummary,
 }
 
 impl<'a> Importer<'a> {
-    fn new(store: &'a dyn Storage) -> Self {
+    fn new(store: &'a dyn Storage, geo: Option<&'a Geolocator>) -> Self {
         Importer {
             store,
+            geo,
             pending: Vec::with_capacity(BATCH),
             summary: ImportSummary::default(),
         }
@@ -61,7 +64,10 @@ impl<'a> Importer<'a> {
     async fn add(&mut self, item: ImportItem) -> Result<()> {
         self.summary.read += 1;
         match item {
-            Ok(event) => {
+            Ok(mut event) => {
+                if let Some(geo) = self.geo {
+                    event.geo = geo.locate(event.ip);
+                }
                 self.pending.push(event);
                 if self.pending.len() >= BATCH {
                     self.flush().await?;
@@ -113,10 +119,16 @@ fn progress(len: Option<u64>, what: &str) -> ProgressBar {
 }
 
 /// `aegis import fail2ban-db`
-pub async fn fail2ban_db(store: &dyn Storage, path: &Path, host: &str, json: bool) -> Result<()> {
+pub async fn fail2ban_db(
+    store: &dyn Storage,
+    geo: Option<&Geolocator>,
+    path: &Path,
+    host: &str,
+    json: bool,
+) -> Result<()> {
     let db = Fail2banDb::open(path, host)?;
     let bar = progress(Some(db.count()?), "importing");
-    let mut importer = Importer::new(store);
+    let mut importer = Importer::new(store, geo);
     let mut after = 0;
     loop {
         let (items, last) = db.read_page(after, BATCH as u32)?;
@@ -134,13 +146,14 @@ pub async fn fail2ban_db(store: &dyn Storage, path: &Path, host: &str, json: boo
 /// `aegis import log`
 pub async fn logs(
     store: &dyn Storage,
+    geo: Option<&Geolocator>,
     paths: &[PathBuf],
     tz: Tz,
     host: &str,
     json: bool,
 ) -> Result<()> {
     let bar = progress(None, "reading logs");
-    let mut importer = Importer::new(store);
+    let mut importer = Importer::new(store, geo);
     for path in paths {
         let reader = open_log(path)?;
         for line in std::io::BufRead::lines(reader) {

@@ -3,6 +3,7 @@
 mod cli;
 mod context;
 mod exit;
+mod geo;
 mod import;
 mod install;
 mod record;
@@ -17,7 +18,7 @@ use aegis_core::{connect, EventKind};
 use anyhow::Result;
 use clap::Parser;
 
-use cli::{Cli, Command, ConfigCommand, Fail2banCommand, ImportCommand};
+use cli::{Cli, Command, ConfigCommand, Fail2banCommand, GeoCommand, ImportCommand};
 use context::Context;
 
 fn main() -> ExitCode {
@@ -52,6 +53,10 @@ async fn run(cli: Cli) -> Result<()> {
             print!("{}", aegis_core::EXAMPLE_CONFIG);
             return Ok(());
         }
+        Command::Geo(GeoCommand::Lookup { ips, json }) => {
+            return geo::lookup(&ctx.geolocator()?, &ips, json)
+        }
+        Command::Geo(GeoCommand::Info { json }) => return geo::info(&ctx.geolocator()?, json),
         Command::Config(ConfigCommand::Show) => {
             println!("{}", context::describe(&ctx));
             return Ok(());
@@ -67,8 +72,13 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Ip { ip, json } => show::ip(store, &ip, json).await,
         Command::Events(args) => show::events(store, &args).await,
         Command::Prune { older_than, json } => show::prune(store, &older_than, json).await,
+        Command::Geo(GeoCommand::Backfill { json }) => {
+            geo::backfill(&ctx.geolocator()?, store, json).await
+        }
         Command::Import(ImportCommand::Fail2banDb { path, host, json }) => {
-            import::fail2ban_db(store, &path, host.as_deref().unwrap_or(&ctx.host), json).await
+            let geo = ctx.geolocator_or_builtin();
+            let host = host.as_deref().unwrap_or(&ctx.host);
+            import::fail2ban_db(store, geo.as_ref(), &path, host, json).await
         }
         Command::Import(ImportCommand::Log {
             paths,
@@ -84,16 +94,15 @@ async fn run(cli: Cli) -> Result<()> {
                 })?,
                 None => system_time_zone().unwrap_or(ctx.time_zone()?),
             };
-            import::logs(
-                store,
-                &paths,
-                tz,
-                host.as_deref().unwrap_or(&ctx.host),
-                json,
-            )
-            .await
+            let geo = ctx.geolocator_or_builtin();
+            let host = host.as_deref().unwrap_or(&ctx.host);
+            import::logs(store, geo.as_ref(), &paths, tz, host, json).await
         }
-        Command::Ban(_) | Command::Unban(_) | Command::Fail2ban(_) | Command::Config(_) => {
+        Command::Ban(_)
+        | Command::Unban(_)
+        | Command::Fail2ban(_)
+        | Command::Config(_)
+        | Command::Geo(GeoCommand::Lookup { .. } | GeoCommand::Info { .. }) => {
             unreachable!("handled above")
         }
     }

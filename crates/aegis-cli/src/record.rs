@@ -16,7 +16,10 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_millis(3_000);
 
 /// Records one event: into the store when it answers in time, else into the spool.
 pub async fn record(ctx: &Context, kind: EventKind, args: EventArgs) -> Result<()> {
-    let event = build_event(kind, args, &ctx.host)?;
+    let mut event = build_event(kind, args, &ctx.host)?;
+    if let Some(geo) = ctx.geolocator_or_builtin() {
+        event.geo = geo.locate(event.ip);
+    }
     let spool = ctx.spool();
     let timeout = ctx
         .settings

@@ -1,6 +1,7 @@
 //! Private and reserved address ranges: labelled, never looked up.
 
 use std::net::IpAddr;
+use std::sync::LazyLock;
 
 use ipnetwork::IpNetwork;
 
@@ -29,18 +30,30 @@ const RANGES: &[(&str, &str)] = &[
     ("ff00::/8", "multicast"),
 ];
 
+/// [`RANGES`] parsed once.
+static PARSED: LazyLock<Vec<(IpNetwork, &'static str)>> = LazyLock::new(|| {
+    RANGES
+        .iter()
+        .filter_map(|(net, label)| Some((net.parse().ok()?, *label)))
+        .collect()
+});
+
 /// The label of the private or reserved range holding `ip`, if any.
 pub fn reserved_range(ip: IpAddr) -> Option<&'static str> {
     let ip = ip.to_canonical();
-    RANGES.iter().find_map(|(net, label)| {
-        let net: IpNetwork = net.parse().ok()?;
-        net.contains(ip).then_some(*label)
-    })
+    PARSED
+        .iter()
+        .find_map(|(net, label)| net.contains(ip).then_some(*label))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_range_parses() {
+        assert_eq!(PARSED.len(), RANGES.len());
+    }
 
     #[test]
     fn labels() {
