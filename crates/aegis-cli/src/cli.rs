@@ -279,6 +279,9 @@ pub enum GeoCommand {
     },
     /// (Re)locate every stored address, e.g. after adding or updating a database.
     Backfill {
+        /// Also ask the online provider for what local data lacks (or set [geo] online).
+        #[arg(long)]
+        online: bool,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,

@@ -72,8 +72,11 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Ip { ip, json } => show::ip(store, &ip, json).await,
         Command::Events(args) => show::events(store, &args).await,
         Command::Prune { older_than, json } => show::prune(store, &older_than, json).await,
-        Command::Geo(GeoCommand::Backfill { json }) => {
-            geo::backfill(&ctx.geolocator()?, store, json).await
+        Command::Geo(GeoCommand::Backfill { online, json }) => {
+            let online = (online || ctx.settings.geo.online)
+                .then(|| geo::online_provider(&ctx.settings.geo))
+                .transpose()?;
+            geo::backfill(&ctx.geolocator()?, online, store, json).await
         }
         Command::Import(ImportCommand::Fail2banDb { path, host, json }) => {
             let geo = ctx.geolocator_or_builtin();

@@ -155,3 +155,63 @@ fn lookup_shows_every_source_and_the_attribution() {
         text(&info)
     );
 }
+
+#[tokio::test]
+async fn online_backfill_fills_gaps_once_and_caches() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(|req: &Request| {
+            let asked: Vec<String> = serde_json::from_slice(&req.body).unwrap();
+            let answers: Vec<_> = asked
+                .iter()
+                .map(|ip| serde_json::json!({"status": "success", "query": ip, "countryCode": "US", "city": "Ashburn", "lat": 39.0, "lon": -77.5, "as": "AS14618 Amazon"}))
+                .collect();
+            ResponseTemplate::new(200).set_body_json(answers)
+        })
+        .expect(1)
+        .mount(&server)
+        .await;
+    let sb = Sandbox::new();
+    for ip in ["8.8.8.8", "10.0.0.1"] {
+        assert!(sb
+            .aegis()
+            .args(["ban", "--ip", ip, "--jail", "sshd"])
+            .output()
+            .unwrap()
+            .status
+            .success());
+    }
+    let backfill = || {
+        sb.aegis()
+            .args(["geo", "backfill", "--online", "--json"])
+            .env("AEGIS_GEO_ONLINE_URL", server.uri())
+            .output()
+            .unwrap()
+    };
+    let out = backfill();
+    assert!(out.status.success(), "{}", text(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (summary["online"].as_u64(), summary["reserved"].as_u64()),
+        (Some(1), Some(1)),
+        "{summary}"
+    );
+    let g = sb
+        .all_events()
+        .await
+        .into_iter()
+        .find(|e| e.event.ip.to_string() == "8.8.8.8")
+        .unwrap()
+        .event
+        .geo
+        .unwrap();
+    assert_eq!(
+        (g.country.as_deref(), g.city.as_deref(), g.asn),
+        (Some("US"), Some("Ashburn"), Some(14618))
+    );
+    // Second run: answered from the cache (the mock allows one request only).
+    let again: serde_json::Value = serde_json::from_slice(&backfill().stdout).unwrap();
+    assert_eq!(again["online"].as_u64(), Some(1));
+}

@@ -70,6 +70,12 @@ pub struct GeoSettings {
     pub city_db: Option<PathBuf>,
     /// MaxMind-format ASN database.
     pub asn_db: Option<PathBuf>,
+    /// Ask the online provider (ip-api.com) during backfills for what local data lacks.
+    pub online: bool,
+    /// The provider's address (default http://ip-api.com).
+    pub online_url: Option<String>,
+    /// Requests a minute the provider allows (default 15, ip-api.com's batch limit).
+    pub online_per_minute: Option<u32>,
 }
 
 /// `[web]`

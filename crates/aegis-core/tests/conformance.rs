@@ -52,6 +52,7 @@ conformance!(
     concurrent_writers_lose_nothing,
     distinct_ips_pages_through_addresses,
     stats_filters_by_host_jail_and_country,
+    geo_cache_round_trips,
 );
 
 type Store = Arc<dyn Storage>;
@@ -871,4 +872,41 @@ fn all_time() -> StatsQuery {
         Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap(),
         Utc::now() + Duration::days(1),
     )
+}
+
+async fn geo_cache_round_trips(store: Store) {
+    let known = (
+        ip("8.8.8.8"),
+        Some(Geo {
+            city: Some("Mountain View".into()),
+            asn: Some(15169),
+            ..geo("US")
+        }),
+    );
+    let unknown = (ip("2a00:1450::1"), None);
+    assert!(store
+        .cached_geo(&[known.0, unknown.0])
+        .await
+        .unwrap()
+        .is_empty());
+    store
+        .cache_geo(&[known.clone(), unknown.clone()])
+        .await
+        .unwrap();
+    let cached = store
+        .cached_geo(&[ip("::ffff:8.8.8.8"), unknown.0, ip("1.1.1.1")])
+        .await
+        .unwrap();
+    assert_eq!(cached, [known.clone(), unknown]);
+    let newer = (known.0, Some(geo("CA")));
+    store.cache_geo(std::slice::from_ref(&newer)).await.unwrap();
+    assert_eq!(store.cached_geo(&[known.0]).await.unwrap(), [newer]);
+    let bad = (
+        known.0,
+        Some(Geo {
+            latitude: Some(200.0),
+            ..Geo::default()
+        }),
+    );
+    assert!(store.cache_geo(&[bad]).await.is_err());
 }

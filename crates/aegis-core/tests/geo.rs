@@ -18,6 +18,7 @@ fn locator(city: Option<&Path>, asn: Option<&Path>) -> Geolocator {
     Geolocator::from_settings(&GeoSettings {
         city_db: city.map(Path::to_owned),
         asn_db: asn.map(Path::to_owned),
+        ..GeoSettings::default()
     })
     .unwrap()
 }

@@ -3,6 +3,7 @@
 //! Lookups are in-process (microseconds): the ban path uses them. Private and
 //! reserved ranges are labelled and never looked up.
 
+pub mod online;
 mod reserved;
 mod source;
 

@@ -77,6 +77,13 @@ pub trait Storage: Send + Sync + fmt::Debug {
         Ok(changed)
     }
 
+    /// Cached answers of the online geolocation provider for `ips` (absent: not cached;
+    /// `None`: the provider knew nothing).
+    async fn cached_geo(&self, ips: &[IpAddr]) -> Result<Vec<(IpAddr, Option<Geo>)>>;
+
+    /// Caches answers of the online geolocation provider.
+    async fn cache_geo(&self, answers: &[(IpAddr, Option<Geo>)]) -> Result<()>;
+
     /// Distinct stored addresses, in address order, after `after` (for backfills).
     async fn distinct_ips(&self, after: Option<IpAddr>, limit: u32) -> Result<Vec<IpAddr>>;
 }

@@ -5,7 +5,10 @@ use rusqlite::Connection;
 use super::sql_err;
 use crate::error::{Error, Result};
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_geo_cache.sql"),
+];
 
 /// Brings the schema up to date; refuses a database written by a newer Aegis.
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {

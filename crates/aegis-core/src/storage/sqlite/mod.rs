@@ -308,6 +308,20 @@ impl Storage for SqliteStorage {
             .await
     }
 
+    async fn cached_geo(&self, ips: &[IpAddr]) -> Result<Vec<(IpAddr, Option<Geo>)>> {
+        let ips = ips.to_vec();
+        self.read(move |conn| read::cached_geo(conn, &ips)).await
+    }
+
+    async fn cache_geo(&self, answers: &[(IpAddr, Option<Geo>)]) -> Result<()> {
+        for geo in answers.iter().filter_map(|(_, g)| g.as_ref()) {
+            geo.validate()?;
+        }
+        let answers = answers.to_vec();
+        self.write(move |conn| write::cache_geo(conn, &answers))
+            .await
+    }
+
     async fn distinct_ips(&self, after: Option<IpAddr>, limit: u32) -> Result<Vec<IpAddr>> {
         self.read(move |conn| read::distinct_ips(conn, after, limit))
             .await

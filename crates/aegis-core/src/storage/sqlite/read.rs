@@ -184,3 +184,23 @@ fn stored_event(row: &Row<'_>) -> Result<StoredEvent> {
         event,
     })
 }
+
+pub(super) fn cached_geo(conn: &Connection, ips: &[IpAddr]) -> Result<Vec<(IpAddr, Option<Geo>)>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT geo FROM geo_cache WHERE ip_key = ?1")
+        .map_err(sql_err)?;
+    let mut out = Vec::new();
+    for ip in ips {
+        let ip = ip.to_canonical();
+        let mut rows = stmt.query([&ip_key(ip)[..]]).map_err(sql_err)?;
+        if let Some(row) = rows.next().map_err(sql_err)? {
+            let json: Option<String> = row.get(0).map_err(sql_err)?;
+            let geo = match json {
+                Some(j) => Some(serde_json::from_str(&j).map_err(|_| corrupt("geo_cache"))?),
+                None => None,
+            };
+            out.push((ip, geo));
+        }
+    }
+    Ok(out)
+}

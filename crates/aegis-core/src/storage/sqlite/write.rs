@@ -288,3 +288,20 @@ pub(super) fn set_geo_many(conn: &mut Connection, updates: &[(IpAddr, Geo)]) -> 
     tx.commit().map_err(sql_err)?;
     Ok(changed)
 }
+
+pub(super) fn cache_geo(conn: &mut Connection, answers: &[(IpAddr, Option<Geo>)]) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql_err)?;
+    let now = Utc::now().timestamp_millis();
+    for (ip, geo) in answers {
+        let json = geo.as_ref().and_then(|g| serde_json::to_string(g).ok());
+        tx.prepare_cached(
+            "INSERT INTO geo_cache (ip_key, geo, fetched_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (ip_key) DO UPDATE SET geo = excluded.geo, fetched_at = excluded.fetched_at",
+        )
+        .and_then(|mut s| s.execute(params![&ip_key(ip.to_canonical())[..], json, now]))
+        .map_err(sql_err)?;
+    }
+    tx.commit().map_err(sql_err)
+}
