@@ -183,14 +183,14 @@ fn configured_files_that_cannot_be_used_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = Geolocator::from_settings(&GeoSettings {
         city_db: Some(dir.path().join("nope.mmdb")),
-        asn_db: None,
+        ..GeoSettings::default()
     });
     assert!(missing.unwrap_err().to_string().contains("does not exist"));
     let junk = dir.path().join("junk.mmdb");
     std::fs::write(&junk, b"this is not a database").unwrap();
     let bad = Geolocator::from_settings(&GeoSettings {
-        city_db: None,
         asn_db: Some(junk),
+        ..GeoSettings::default()
     });
     assert!(bad
         .unwrap_err()
