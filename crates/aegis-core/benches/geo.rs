@@ -111,6 +111,7 @@ async fn main() {
     let full = Geolocator::from_settings(&GeoSettings {
         city_db: Some(city),
         asn_db: Some(asn),
+        ..GeoSettings::default()
     })
     .expect("fixtures open");
     // Half the addresses inside the fixture networks, as attack traffic concentrates.
