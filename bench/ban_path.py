@@ -49,7 +49,7 @@ def ban_path(aegis, calls, work):
     hook = os.path.join(work, "hook.py")
     with open(hook, "w") as f:
         f.write(HOOK)
-    aegis_ms, python_ms = [], []
+    aegis_ms, python_ms, true_ms = [], [], []
     now = int(time.time()) - 3600
     for i in range(calls):
         ip = f"10.{i // 65536}.{(i // 256) % 256}.{i % 256}"
@@ -57,10 +57,12 @@ def ban_path(aegis, calls, work):
         # Interleaved, so that machine noise hits both alike.
         aegis_ms.append(timed([aegis, "ban", *args], env))
         python_ms.append(timed([sys.executable, hook, "ban", *args], env))
+        true_ms.append(timed(["/bin/true"], env))
     a50, p50 = statistics.median(aegis_ms), statistics.median(python_ms)
     print(f"ban path over {calls} calls (wall time per process, embedded store)")
     print(f"  aegis ban            p50 {a50:7.2f} ms   p95 {pct(aegis_ms, .95):7.2f} ms")
     print(f"  python hook (floor)  p50 {p50:7.2f} ms   p95 {pct(python_ms, .95):7.2f} ms")
+    print(f"  /bin/true (spawn)    p50 {statistics.median(true_ms):7.2f} ms   p95 {pct(true_ms, .95):7.2f} ms   (the cost of starting any process here)")
     print(f"  aegis is {p50 / a50:.1f}x faster at the median (target: p50 <= 3 ms and >= 5x)")
 
 

@@ -83,6 +83,10 @@ impl SqliteStorage {
         )?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| with_path(path, sql_err(e)))?;
+        // Large imports touch index pages all over a big file: let the writer keep up
+        // to 256 MiB of them (a ceiling, not an allocation; the ban path uses a few pages).
+        conn.pragma_update(None, "cache_size", -262_144)
+            .map_err(sql_err)?;
         migrations::migrate(&mut conn).map_err(|e| with_path(path, e))?;
         Ok(SqliteStorage {
             inner: Arc::new(Inner {
@@ -131,7 +135,12 @@ impl SqliteStorage {
             let idle = lock(&inner.readers).pop();
             let conn = match idle {
                 Some(c) => c,
-                None => open_conn(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
+                None => {
+                    let c = open_conn(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+                    c.pragma_update(None, "cache_size", -32_768)
+                        .map_err(sql_err)?;
+                    c
+                }
             };
             let result = f(&conn);
             lock(&inner.readers).push(conn);
@@ -164,9 +173,6 @@ fn open_conn(path: &Path, flags: OpenFlags) -> Result<Connection> {
     // fire triggers costs more than running them.
     conn.set_prepared_statement_cache_capacity(128);
     conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(sql_err)?;
-    // 32 MiB of page cache (the default is 2 MiB): indexes of large stores stay hot.
-    conn.pragma_update(None, "cache_size", -32_768)
         .map_err(sql_err)?;
     conn.pragma_update(None, "foreign_keys", "OFF")
         .map_err(sql_err)?;
