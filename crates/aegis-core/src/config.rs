@@ -89,13 +89,59 @@ pub struct WebSettings {
 }
 
 /// `[report]`
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReportSettings {
     /// Recipients.
     pub to: Vec<String>,
     /// Sender address.
     pub from: Option<String>,
+    /// How to send: "smtp" (default) or "mandrill".
+    pub transport: Option<String>,
+    /// SMTP server (default localhost).
+    pub smtp_host: Option<String>,
+    /// SMTP port (default: 465 for tls, 587 for starttls, 25 for none).
+    pub smtp_port: Option<u16>,
+    /// "starttls" (default), "tls" (implicit, port 465) or "none" (localhost only).
+    pub smtp_tls: Option<String>,
+    /// SMTP user name.
+    pub smtp_user: Option<String>,
+    /// SMTP password (config file or AEGIS_REPORT_SMTP_PASSWORD; never a flag).
+    pub smtp_password: Option<String>,
+    /// Mandrill (Mailchimp Transactional) API key (or AEGIS_REPORT_API_KEY).
+    pub api_key: Option<String>,
+    /// The HTTP API's base URL (default https://mandrillapp.com/api/1.0).
+    pub api_url: Option<String>,
+    /// Seconds to wait for the mail server or API (default 30).
+    pub timeout_secs: Option<u64>,
+    /// Offenders listed (default 10).
+    pub top: Option<u32>,
+    /// Send nothing on a day without bans.
+    pub skip_quiet: bool,
+    /// Directory of templates overriding the built-in ones.
+    pub templates: Option<PathBuf>,
+}
+
+impl fmt::Debug for ReportSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hidden = |s: &Option<String>| s.as_ref().map(|_| "****");
+        f.debug_struct("ReportSettings")
+            .field("to", &self.to)
+            .field("from", &self.from)
+            .field("transport", &self.transport)
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("smtp_tls", &self.smtp_tls)
+            .field("smtp_user", &self.smtp_user)
+            .field("smtp_password", &hidden(&self.smtp_password))
+            .field("api_key", &hidden(&self.api_key))
+            .field("api_url", &self.api_url)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("top", &self.top)
+            .field("skip_quiet", &self.skip_quiet)
+            .field("templates", &self.templates)
+            .finish()
+    }
 }
 
 impl Settings {
@@ -233,9 +279,16 @@ mod tests {
     }
 
     #[test]
-    fn debug_hides_storage_password() {
+    fn debug_hides_secrets() {
         let mut s = Settings::default();
         s.storage.url = Some("mongodb://u:hunter2@db/aegis".into());
-        assert!(!format!("{s:?}").contains("hunter2"));
+        s.report.smtp_password = Some("swordfish".into());
+        s.report.api_key = Some("md-secret".into());
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("hunter2")
+                && !shown.contains("swordfish")
+                && !shown.contains("md-secret")
+        );
     }
 }
