@@ -71,21 +71,25 @@ pub(super) fn advance_all(tx: &Transaction<'_>, cut: i64) -> rusqlite::Result<()
 
 /// Removes from window `win` the bans in `[from, to)` and sets its cut to `to`.
 fn advance(tx: &Transaction<'_>, win: i64, from: i64, to: i64) -> rusqlite::Result<()> {
+    // Driven by the leaving events (few), never by the window (many): each
+    // statement looks its rows up by key.
     const LEAVING: &str =
         "FROM events WHERE time >= ?2 AND time < ?3 AND kind = 0 AND restored = 0";
+    const COUNTED: &str = "e.time >= ?2 AND e.time < ?3 AND e.kind = 0 AND e.restored = 0";
     tx.prepare_cached(&format!(
-        "UPDATE win_ip SET bans = bans - x.n
-         FROM (SELECT ip_key, count(*) AS n {LEAVING} GROUP BY ip_key) x
-         WHERE win_ip.win = ?1 AND win_ip.ip_key = x.ip_key"
+        "UPDATE win_ip SET bans = bans - (
+            SELECT count(*) FROM events e WHERE e.ip_key = win_ip.ip_key AND {COUNTED})
+         WHERE win = ?1 AND ip_key IN (SELECT ip_key {LEAVING})"
     ))?
     .execute([win, from, to])?;
     tx.prepare_cached("DELETE FROM win_ip WHERE win = ?1 AND bans <= 0")?
         .execute([win])?;
     for (table, column) in [("win_ip_jail", "jail"), ("win_ip_host", "host")] {
         tx.prepare_cached(&format!(
-            "UPDATE {table} SET bans = bans - x.n
-             FROM (SELECT ip_key, {column}, count(*) AS n {LEAVING} GROUP BY ip_key, {column}) x
-             WHERE {table}.win = ?1 AND {table}.ip_key = x.ip_key AND {table}.{column} = x.{column}"
+            "UPDATE {table} SET bans = bans - (
+                SELECT count(*) FROM events e WHERE e.ip_key = {table}.ip_key
+                AND e.{column} = {table}.{column} AND {COUNTED})
+             WHERE win = ?1 AND (ip_key, {column}) IN (SELECT ip_key, {column} {LEAVING})"
         ))?
         .execute([win, from, to])?;
         tx.prepare_cached(&format!(

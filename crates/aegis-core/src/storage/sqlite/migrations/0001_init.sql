@@ -25,7 +25,8 @@ CREATE TABLE events (
     received_at INTEGER NOT NULL
 );
 CREATE INDEX events_time ON events (time);
-CREATE INDEX events_ip ON events (ip_key, time);
+-- Covering for per-address statistics: no table reads for an offender's details.
+CREATE INDEX events_ip ON events (ip_key, time, kind, restored, jail);
 
 -- The latest known attributes of each address, shared by the statistics.
 CREATE TABLE ips (
