@@ -73,43 +73,43 @@ pub enum Command {
 }
 
 /// The tags of one fail2ban ban, by name or in the positional form
-/// `IP PROTOCOL PORT FAILURES TIME`. Tags fail2ban left literal (`<port>`) count as absent.
+/// `IP PROTOCOL PORT FAILURES TIME`. Tags fail2ban left literal (such as `<port>`) count as absent.
 #[derive(Debug, Args, Default)]
 pub struct EventArgs {
     /// Positional form: IP PROTOCOL PORT FAILURES TIME.
     #[arg(value_name = "TAG", num_args = 0..=5)]
     pub positional: Vec<String>,
-    /// <ip>
+    /// The address (fail2ban tag ip).
     #[arg(long)]
     pub ip: Option<String>,
-    /// <name>: the jail (default "unknown").
+    /// The jail (fail2ban tag name; default "unknown").
     #[arg(long)]
     pub jail: Option<String>,
-    /// <protocol>
+    /// Protocol (fail2ban tag protocol).
     #[arg(long)]
     pub protocol: Option<String>,
-    /// <port>
+    /// Port as given: 22, ssh, http,https, 0:65535 (fail2ban tag port).
     #[arg(long)]
     pub port: Option<String>,
-    /// <failures>
+    /// Failures that led to the ban (fail2ban tag failures).
     #[arg(long, allow_hyphen_values = true)]
     pub failures: Option<String>,
-    /// <time>: epoch seconds of the last failure (default: now).
+    /// Epoch seconds of the last failure (fail2ban tag time; default: now).
     #[arg(long)]
     pub time: Option<String>,
-    /// <bantime>: seconds, -1 for permanent.
+    /// Ban length in seconds, -1 for permanent (fail2ban tag bantime).
     #[arg(long, allow_hyphen_values = true)]
     pub bantime: Option<String>,
-    /// <bancount>
+    /// How often fail2ban banned this address (fail2ban tag bancount).
     #[arg(long, allow_hyphen_values = true)]
     pub bancount: Option<String>,
-    /// <restored>: 1 when fail2ban re-applies a ban on restart.
+    /// 1 when fail2ban re-applies a ban on restart (fail2ban tag restored).
     #[arg(long)]
     pub restored: Option<String>,
-    /// <matches>: matched log lines, newline-separated.
+    /// Matched log lines, newline-separated (fail2ban tag matches).
     #[arg(long, allow_hyphen_values = true)]
     pub matches: Option<String>,
-    /// <F-USER>
+    /// The user name the filter captured (fail2ban tag F-USER).
     #[arg(long, allow_hyphen_values = true)]
     pub user: Option<String>,
     /// Reporting host (default: config `host`, else this machine's name).
@@ -279,7 +279,7 @@ pub enum GeoCommand {
     },
     /// (Re)locate every stored address, e.g. after adding or updating a database.
     Backfill {
-        /// Also ask the online provider for what local data lacks (or set [geo] online).
+        /// Also ask the online provider for what local data lacks (or set online = true in the geo section).
         #[arg(long)]
         online: bool,
         /// Print the summary as JSON.
@@ -308,10 +308,10 @@ pub enum Fail2banCommand {
 /// Geolocation databases, for every command that locates addresses.
 #[derive(Debug, Args, Default)]
 pub struct GeoArgs {
-    /// MaxMind-format city database (overrides [geo] city_db).
+    /// MaxMind-format city database (overrides city_db in the geo section).
     #[arg(long, global = true, value_name = "FILE")]
     pub city_db: Option<PathBuf>,
-    /// MaxMind-format ASN database (overrides [geo] asn_db).
+    /// MaxMind-format ASN database (overrides asn_db in the geo section).
     #[arg(long, global = true, value_name = "FILE")]
     pub asn_db: Option<PathBuf>,
 }

@@ -72,7 +72,7 @@ pub struct GeoSettings {
     pub asn_db: Option<PathBuf>,
     /// Ask the online provider (ip-api.com) during backfills for what local data lacks.
     pub online: bool,
-    /// The provider's address (default http://ip-api.com).
+    /// The provider's address (default `http://ip-api.com`).
     pub online_url: Option<String>,
     /// Requests a minute the provider allows (default 15, ip-api.com's batch limit).
     pub online_per_minute: Option<u32>,
@@ -110,7 +110,7 @@ pub struct ReportSettings {
     pub smtp_password: Option<String>,
     /// Mandrill (Mailchimp Transactional) API key (or AEGIS_REPORT_API_KEY).
     pub api_key: Option<String>,
-    /// The HTTP API's base URL (default https://mandrillapp.com/api/1.0).
+    /// The HTTP API's base URL (default `https://mandrillapp.com/api/1.0`).
     pub api_url: Option<String>,
     /// Seconds to wait for the mail server or API (default 30).
     pub timeout_secs: Option<u64>,
