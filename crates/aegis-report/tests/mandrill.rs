@@ -77,6 +77,13 @@ async fn failures_are_explained_and_exit_non_zero() {
         .mount(&server)
         .await;
     Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "status": "error", "name": "ValidationError", "message": "You must specify a key value"
+        })))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(503))
         .up_to_n_times(1)
         .mount(&server)
@@ -89,6 +96,7 @@ async fn failures_are_explained_and_exit_non_zero() {
     for want in [
         "check api_key",
         "ops@example.org (hard-bounce)",
+        "400 Bad Request: You must specify a key value; check the [report] settings",
         "try again later",
         "did not answer within",
     ] {
