@@ -10,7 +10,7 @@
 use chrono::{TimeZone, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::write::{fold, DAY_MS};
+use super::write::{fold, Present, DAY_MS};
 use crate::ipkey::ip_from_key;
 use crate::query::{Offender, StatsQuery, TopBy, TopEntry};
 
@@ -48,7 +48,7 @@ pub(super) fn prepare(tx: &Transaction<'_>, q: &StatsQuery) -> rusqlite::Result<
                 "INSERT INTO win_state (win, cut) VALUES (?1, ?2)",
                 [win, since],
             )?;
-            fold(tx, 0, Some(win))?;
+            fold(tx, 0, Some(win), Present::ALL)?;
         }
         Some(cut) if cut < since => advance(tx, win, cut, since)?,
         Some(cut) if cut > since => return Ok(None),

@@ -46,7 +46,7 @@ pub(super) fn insert(conn: &mut Connection, events: &[BanEvent]) -> Result<Batch
         upsert_address(&tx, &key, ip, geo).map_err(sql_err)?;
     }
     if outcome.inserted > 0 {
-        fold(&tx, before, None).map_err(sql_err)?;
+        fold(&tx, before, None, Present::of(events)).map_err(sql_err)?;
     }
     tx.commit().map_err(sql_err)?;
     Ok(outcome)
@@ -121,6 +121,31 @@ fn upsert_address(
     Ok(())
 }
 
+/// Which kinds of events a batch holds, so that folding skips what cannot apply.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Present {
+    new_bans: bool,
+    bans: bool,
+    unbans: bool,
+}
+
+impl Present {
+    /// Every kind: for building a window from history.
+    pub(super) const ALL: Present = Present {
+        new_bans: true,
+        bans: true,
+        unbans: true,
+    };
+
+    fn of(events: &[BanEvent]) -> Self {
+        Present {
+            new_bans: events.iter().any(BanEvent::is_new_ban),
+            bans: events.iter().any(|e| e.kind == EventKind::Ban),
+            unbans: events.iter().any(|e| e.kind == EventKind::Unban),
+        }
+    }
+}
+
 /// Folds the events with `id > after` into the summaries, set-based: a batch costs
 /// a handful of statements, not a handful per event. `only_win` restricts the
 /// window part to one window (when it is being built).
@@ -128,9 +153,11 @@ pub(super) fn fold(
     tx: &rusqlite::Transaction<'_>,
     after: i64,
     only_win: Option<i64>,
+    present: Present,
 ) -> rusqlite::Result<()> {
     const NEW_BANS: &str = "e.id > ?1 AND e.kind = 0 AND e.restored = 0";
-    if only_win.is_none() {
+    // Every statement skipped saves its compilation: `aegis ban` prepares them afresh.
+    if only_win.is_none() && present.new_bans {
         tx.prepare_cached(&format!(
             "INSERT INTO ip_day (day, ip_key, host, jail, bans, first, last)
              SELECT e.time / {DAY_MS}, e.ip_key, e.host, e.jail, count(*), min(e.time), max(e.time)
@@ -146,6 +173,8 @@ pub(super) fn fold(
              ON CONFLICT (slot, host, jail) DO UPDATE SET bans = bans + excluded.bans"
         ))?
         .execute([after])?;
+    }
+    if only_win.is_none() && present.bans {
         // The latest ban per address, host and jail (bare columns come from the max row).
         tx.prepare_cached(&format!(
             "INSERT INTO active_bans (ip_key, host, jail, banned_at, expires)
@@ -158,6 +187,8 @@ pub(super) fn fold(
              WHERE excluded.banned_at >= banned_at"
         ))?
         .execute([after])?;
+    }
+    if only_win.is_none() && present.unbans {
         tx.prepare_cached(
             "DELETE FROM active_bans WHERE (ip_key, host, jail) IN (
                 SELECT u.ip_key, u.host, u.jail FROM events u NOT INDEXED JOIN active_bans a
@@ -165,9 +196,17 @@ pub(super) fn fold(
                 WHERE u.id > ?1 AND u.kind = 1 AND u.time >= a.banned_at)",
         )?
         .execute([after])?;
+    }
+    if only_win.is_none() && present.bans {
         // Expired bans can never count again: keep the table to the live ones.
         tx.prepare_cached("DELETE FROM active_bans WHERE expires <= ?1")?
             .execute([Utc::now().timestamp_millis()])?;
+    }
+    let windows: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM win_state)")?
+        .query_row([], |r| r.get(0))?;
+    if !present.new_bans || !windows {
+        return Ok(());
     }
     // New events are found by rowid (NOT INDEXED keeps the planner from scanning an
     // index instead); a window being built reads its range through the time index.
