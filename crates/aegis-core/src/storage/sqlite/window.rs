@@ -43,18 +43,43 @@ pub(super) fn prepare(tx: &Transaction<'_>, q: &StatsQuery) -> rusqlite::Result<
         })
         .optional()?;
     match cut {
-        None => {
-            tx.execute(
-                "INSERT INTO win_state (win, cut) VALUES (?1, ?2)",
-                [win, since],
-            )?;
-            fold(tx, 0, Some(win), Present::ALL)?;
-        }
+        None => build(tx, win, since)?,
         Some(cut) if cut < since => advance(tx, win, cut, since)?,
         Some(cut) if cut > since => return Ok(None),
         Some(_) => {}
     }
     Ok(Some(win))
+}
+
+/// Builds window `win` from history: rows first (the per-row triggers stand aside),
+/// then the totals in one pass each.
+fn build(tx: &Transaction<'_>, win: i64, cut: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO win_state (win, cut, building) VALUES (?1, ?2, 1)",
+        [win, cut],
+    )?;
+    fold(tx, 0, Some(win), Present::ALL)?;
+    tx.execute_batch(&format!(
+        "INSERT INTO win_attr (win, kind, key, label, bans, ips)
+            SELECT {win}, 'all', '', NULL, sum(bans), count(*) FROM win_ip WHERE win = {win}
+            HAVING count(*) > 0;
+         INSERT INTO win_attr (win, kind, key, label, bans, ips)
+            SELECT {win}, 'country', country, NULL, sum(bans), count(*) FROM win_ip
+            WHERE win = {win} AND country IS NOT NULL GROUP BY country;
+         INSERT INTO win_attr (win, kind, key, label, bans, ips)
+            SELECT {win}, 'asn', 'AS' || asn, max(as_org), sum(bans), count(*) FROM win_ip
+            WHERE win = {win} AND asn IS NOT NULL GROUP BY asn;
+         INSERT INTO win_attr (win, kind, key, label, bans, ips)
+            SELECT {win}, 'network', network, NULL, sum(bans), count(*) FROM win_ip
+            WHERE win = {win} GROUP BY network;
+         INSERT INTO win_attr (win, kind, key, label, bans, ips)
+            SELECT {win}, 'jail', jail, NULL, sum(bans), count(*) FROM win_ip_jail
+            WHERE win = {win} GROUP BY jail;
+         INSERT INTO win_attr (win, kind, key, label, bans, ips)
+            SELECT {win}, 'host', host, NULL, sum(bans), count(*) FROM win_ip_host
+            WHERE win = {win} GROUP BY host;
+         UPDATE win_state SET building = 0 WHERE win = {win};"
+    ))
 }
 
 /// Moves every window's cut to at least `cut` (before events are pruned).

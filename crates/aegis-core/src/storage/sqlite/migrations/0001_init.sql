@@ -77,8 +77,9 @@ CREATE INDEX active_bans_expires ON active_bans (expires);
 -- and, when a window's cut moves forward, removing the bans that left it.
 -- Reads are then independent of history and range size.
 CREATE TABLE win_state (
-    win INTEGER PRIMARY KEY,                -- window length in milliseconds
-    cut INTEGER NOT NULL                    -- bans at or after this time are in
+    win      INTEGER PRIMARY KEY,           -- window length in milliseconds
+    cut      INTEGER NOT NULL,              -- bans at or after this time are in
+    building INTEGER NOT NULL DEFAULT 0     -- 1 while built from history: totals come after, set-based
 );
 
 -- New bans per window and address, with the address's attributes at the time.
@@ -117,7 +118,8 @@ CREATE TABLE win_attr (
 ) WITHOUT ROWID;
 CREATE INDEX win_attr_rank ON win_attr (win, kind, bans DESC, key);
 
-CREATE TRIGGER win_ip_added AFTER INSERT ON win_ip BEGIN
+CREATE TRIGGER win_ip_added AFTER INSERT ON win_ip
+WHEN NOT EXISTS (SELECT 1 FROM win_state WHERE win = NEW.win AND building) BEGIN
     INSERT INTO win_attr (win, kind, key, label, bans, ips)
     SELECT NEW.win, k.kind, k.key, k.label, NEW.bans, 1 FROM (
         SELECT 'all' AS kind, '' AS key, NULL AS label
@@ -172,7 +174,8 @@ CREATE TRIGGER win_ip_counted AFTER UPDATE OF bans ON win_ip BEGIN
     WHERE win = NEW.win AND kind = 'network' AND key = NEW.network;
 END;
 
-CREATE TRIGGER win_ip_jail_added AFTER INSERT ON win_ip_jail BEGIN
+CREATE TRIGGER win_ip_jail_added AFTER INSERT ON win_ip_jail
+WHEN NOT EXISTS (SELECT 1 FROM win_state WHERE win = NEW.win AND building) BEGIN
     INSERT INTO win_attr (win, kind, key, bans, ips) VALUES (NEW.win, 'jail', NEW.jail, NEW.bans, 1)
     ON CONFLICT (win, kind, key) DO UPDATE SET bans = bans + excluded.bans, ips = ips + 1;
 END;
@@ -185,7 +188,8 @@ CREATE TRIGGER win_ip_jail_removed AFTER DELETE ON win_ip_jail BEGIN
     WHERE win = OLD.win AND kind = 'jail' AND key = OLD.jail;
 END;
 
-CREATE TRIGGER win_ip_host_added AFTER INSERT ON win_ip_host BEGIN
+CREATE TRIGGER win_ip_host_added AFTER INSERT ON win_ip_host
+WHEN NOT EXISTS (SELECT 1 FROM win_state WHERE win = NEW.win AND building) BEGIN
     INSERT INTO win_attr (win, kind, key, bans, ips) VALUES (NEW.win, 'host', NEW.host, NEW.bans, 1)
     ON CONFLICT (win, kind, key) DO UPDATE SET bans = bans + excluded.bans, ips = ips + 1;
 END;
