@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-const BATCH: usize = 5_000;
+const BATCH: usize = 20_000;
 
 /// What an import did.
 #[derive(Debug, Default, Serialize)]
