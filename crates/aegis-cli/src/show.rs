@@ -3,8 +3,8 @@
 use std::io::Write;
 
 use aegis_core::{
-    parse_ip, EventFilter, EventKind, IpNetwork, Order, Page, StatsQuery, Storage, StoredEvent,
-    TopBy,
+    parse_country, parse_ip, EventFilter, EventKind, IpNetwork, Order, Page, StatsQuery, Storage,
+    StoredEvent, TopBy,
 };
 use anyhow::Result;
 use chrono::Utc;
@@ -29,19 +29,8 @@ fn stats_query(range: &RangeArgs) -> Result<StatsQuery> {
     let mut q = StatsQuery::range(since, until);
     q.host = range.host.clone();
     q.jail = range.jail.clone();
-    q.country = range.country.as_deref().map(country).transpose()?;
+    q.country = range.country.as_deref().map(parse_country).transpose()?;
     Ok(q)
-}
-
-fn country(code: &str) -> Result<String> {
-    let upper = code.to_ascii_uppercase();
-    if upper.len() == 2 && upper.bytes().all(|b| b.is_ascii_uppercase()) {
-        Ok(upper)
-    } else {
-        anyhow::bail!(aegis_core::Error::Invalid(format!(
-            "invalid country {code:?}: expected a two-letter code such as DE"
-        )))
-    }
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
@@ -232,7 +221,7 @@ pub async fn events(store: &dyn Storage, args: &EventsArgs) -> Result<()> {
         network,
         jail: args.jail.clone(),
         host: args.host.clone(),
-        country: args.country.as_deref().map(country).transpose()?,
+        country: args.country.as_deref().map(parse_country).transpose()?,
         kind: args
             .kind
             .as_deref()

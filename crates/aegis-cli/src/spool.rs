@@ -45,7 +45,7 @@ impl Spool {
 
     /// Writes `event` durably.
     pub fn push(&self, event: &BanEvent) -> Result<PathBuf> {
-        create_private_dir(&self.dir)?;
+        aegis_core::create_private_dir(&self.dir).context("cannot create the spool")?;
         let name = format!("{}.json", event.id());
         let target = self.dir.join(&name);
         let nanos = SystemTime::now()
@@ -144,18 +144,4 @@ impl Spool {
             }
         }
     }
-}
-
-/// Creates `dir` owner-only (0700) where it does not exist yet.
-fn create_private_dir(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .with_context(|| format!("cannot create the spool {}", dir.display()))
 }

@@ -3,29 +3,25 @@
 //! `cargo bench -p aegis-core --bench geo`. The backfill uses the 1M-event store
 //! made by the storage benchmark (`target/aegis-bench/events-1000000.db`) when present.
 
+mod support;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+use support::Rng;
 
 use aegis_core::geo::Geolocator;
 use aegis_core::{GeoSettings, SqliteStorage, Storage};
 use mmdb_writer::ipnet::{IpNet, Ipv4Net};
 use mmdb_writer::{Value, Writer};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn public_v4(&mut self) -> Ipv4Addr {
-        loop {
-            let ip = Ipv4Addr::from(self.next() as u32);
-            if aegis_core::geo::reserved_range(IpAddr::V4(ip)).is_none() {
-                return ip;
-            }
+/// A random public IPv4 address.
+fn public_v4(rng: &mut Rng) -> Ipv4Addr {
+    loop {
+        let ip = Ipv4Addr::from(rng.next() as u32);
+        if aegis_core::geo::reserved_range(IpAddr::V4(ip)).is_none() {
+            return ip;
         }
     }
 }
@@ -45,7 +41,7 @@ fn fixtures(dir: &Path, n: usize) -> (PathBuf, PathBuf) {
     let mut city = Writer::new("GeoLite2-City");
     let mut asn = Writer::new("GeoLite2-ASN");
     for i in 0..n {
-        let ip = rng.public_v4();
+        let ip = public_v4(&mut rng);
         let net = IpNet::V4(Ipv4Net::new(ip, 24).expect("prefix").trunc());
         let record = Value::map([
             ("country", Value::map([("iso_code", Value::from("DE"))])),
@@ -87,7 +83,7 @@ fn fixtures(dir: &Path, n: usize) -> (PathBuf, PathBuf) {
 async fn main() {
     let mut rng = Rng(7);
     let ips: Vec<IpAddr> = (0..1_000_000)
-        .map(|_| IpAddr::V4(rng.public_v4()))
+        .map(|_| IpAddr::V4(public_v4(&mut rng)))
         .collect();
     let builtin = Geolocator::builtin().expect("built-in data");
     let mut found = 0usize;
@@ -118,7 +114,7 @@ async fn main() {
     let hits: Vec<IpAddr> = {
         let mut rng = Rng(99);
         (0..500_000)
-            .map(|_| IpAddr::V4(rng.public_v4()))
+            .map(|_| IpAddr::V4(public_v4(&mut rng)))
             .chain(ips[..500_000].iter().copied())
             .collect()
     };

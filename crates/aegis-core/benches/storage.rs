@@ -4,9 +4,13 @@
 //! `cargo bench -p aegis-core --bench storage` (sizes: `AEGIS_BENCH_SIZES=1000000,10000000`).
 //! Generated stores are kept in `target/aegis-bench/` and reused by later runs.
 
+mod support;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+use support::Rng;
 
 use aegis_core::{BanEvent, EventKind, Geo, SqliteStorage, StatsQuery, Storage, TopBy};
 use chrono::{DateTime, Utc};
@@ -23,19 +27,6 @@ const HOSTS: [&str; 5] = ["web1", "web2", "mail", "db1", "vpn"];
 const COUNTRIES: [&str; 12] = [
     "CN", "US", "RU", "BR", "IN", "VN", "DE", "KR", "NL", "FR", "ID", "TW",
 ];
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// Skewed attack traffic over the year up to `end`: a few addresses ban often, most once.
 fn generate(n: usize, end: DateTime<Utc>, seed: u64) -> impl Iterator<Item = BanEvent> {

@@ -236,6 +236,21 @@ pub fn data_dir() -> PathBuf {
     base.join("aegis")
 }
 
+/// Creates `dir` and its parents, owner-only (0700) where newly made: the store and
+/// the spool hold attackers' addresses and the hosts they hit.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))
+}
+
 fn is_root() -> bool {
     #[cfg(unix)]
     {

@@ -86,11 +86,25 @@ pub struct Geo {
     pub as_org: Option<String>,
 }
 
+/// Parses an ISO 3166-1 alpha-2 country code in any case ("de", " DE ") into
+/// its upper-case form.
+pub fn parse_country(code: &str) -> Result<String> {
+    let upper = code.trim().to_ascii_uppercase();
+    if upper.len() == 2 && upper.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(upper)
+    } else {
+        Err(Error::invalid(format!(
+            "invalid country code {:?}: expected a two-letter code such as \"DE\"",
+            shorten(code)
+        )))
+    }
+}
+
 impl Geo {
     /// Checks codes and coordinates so that a bad source cannot poison the store.
     pub fn validate(&self) -> Result<()> {
         if let Some(cc) = &self.country {
-            if cc.len() != 2 || !cc.bytes().all(|b| b.is_ascii_uppercase()) {
+            if parse_country(cc).ok().as_ref() != Some(cc) {
                 return Err(Error::invalid(format!(
                     "invalid country code {cc:?}: expected two upper-case letters such as \"DE\""
                 )));

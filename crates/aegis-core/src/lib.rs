@@ -28,17 +28,17 @@ mod query;
 mod storage;
 
 pub use config::{
-    data_dir, default_database_path, GeoSettings, ReportSettings, Settings, StorageSettings,
-    WebSettings, EXAMPLE_CONFIG, SYSTEM_CONFIG,
+    create_private_dir, data_dir, default_database_path, GeoSettings, ReportSettings, Settings,
+    StorageSettings, WebSettings, EXAMPLE_CONFIG, SYSTEM_CONFIG,
 };
 pub use error::{Error, Result};
 pub use event::{
-    bound_matches, parse_ip, parse_time, truncate_ms, BanEvent, EventId, EventKind, Geo,
-    MAX_MATCH_BYTES, MAX_MATCH_LINES, TRUNCATED,
+    bound_matches, parse_country, parse_ip, parse_time, truncate_ms, BanEvent, EventId, EventKind,
+    Geo, MAX_MATCH_BYTES, MAX_MATCH_LINES, TRUNCATED,
 };
 pub use query::{
-    network_of, BatchOutcome, DayCount, EventFilter, Offender, Order, Page, Recorded, StatsQuery,
-    StoredEvent, Summary, TopBy, TopEntry,
+    day_start, network_of, BatchOutcome, DayCount, EventFilter, Offender, Order, Page, Recorded,
+    StatsQuery, StoredEvent, Summary, TopBy, TopEntry,
 };
 pub use storage::{connect, SqliteStorage, Storage, StorageUrl, ACCEPTED_URLS};
 

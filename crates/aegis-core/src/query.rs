@@ -248,6 +248,19 @@ pub struct TopEntry {
     pub unique_ips: u64,
 }
 
+/// The UTC instant a local day starts: midnight, or the first instant after a DST
+/// gap that swallows it.
+pub fn day_start(tz: chrono_tz::Tz, day: NaiveDate) -> DateTime<Utc> {
+    use chrono::{LocalResult, TimeZone};
+    let mut local = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+    loop {
+        match tz.from_local_datetime(&local) {
+            LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => return t.with_timezone(&Utc),
+            LocalResult::None => local += chrono::Duration::minutes(15),
+        }
+    }
+}
+
 /// The network an address is ranked under: /24 for IPv4, /64 for IPv6.
 pub fn network_of(ip: IpAddr) -> IpNetwork {
     let prefix = if ip.is_ipv4() { 24 } else { 64 };

@@ -1,7 +1,7 @@
 //! The period a report covers, in the configured time zone.
 
-use aegis_core::Tz;
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use aegis_core::{day_start, Tz};
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::error::ReportError;
@@ -26,9 +26,9 @@ impl Period {
         let (label, since, until) = match name {
             "yesterday" => {
                 let day = today - Duration::days(1);
-                (day.to_string(), start_of(day, tz), start_of(today, tz))
+                (day.to_string(), day_start(tz, day), day_start(tz, today))
             }
-            "today" => (today.to_string(), start_of(today, tz), now),
+            "today" => (today.to_string(), day_start(tz, today), now),
             "last24h" => ("last 24 hours".into(), now - Duration::hours(24), now),
             "last7d" => ("last 7 days".into(), now - Duration::days(7), now),
             other => {
@@ -54,15 +54,6 @@ impl Period {
     pub fn hourly(&self) -> bool {
         self.until - self.since <= Duration::hours(48)
     }
-}
-
-fn start_of(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
-    let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
-    midnight
-        .and_local_timezone(tz)
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|| midnight.and_utc())
 }
 
 #[cfg(test)]

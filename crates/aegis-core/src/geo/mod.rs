@@ -115,19 +115,14 @@ impl Geolocator {
         if reserved_range(ip).is_some() {
             return None;
         }
-        let mut geo = self
-            .city
-            .as_ref()
-            .and_then(|s| s.lookup(ip))
-            .unwrap_or_default();
-        if geo.country.is_none() {
-            geo.country = self.country.country(ip);
-        }
-        if let Some(asn) = self.asn.as_ref().and_then(|s| s.lookup(ip)) {
-            geo.asn = asn.asn.or(geo.asn);
-            geo.as_org = asn.as_org.or(geo.as_org);
-        }
-        (geo != Geo::default()).then_some(geo)
+        let city = self.city.as_ref().and_then(|s| s.lookup(ip));
+        // The built-in data is asked only when the city data has no country.
+        let country = match city.as_ref().and_then(|g| g.country.clone()) {
+            Some(c) => Some(c),
+            None => self.country.country(ip),
+        };
+        let asn = self.asn.as_ref().and_then(|s| s.lookup(ip));
+        merge(country, city, asn)
     }
 
     /// The country code of `ip` from the built-in data alone (the fastest lookup).
@@ -139,26 +134,40 @@ impl Geolocator {
     pub fn lookup(&self, ip: IpAddr) -> Lookup {
         let ip = ip.to_canonical();
         let reserved = reserved_range(ip);
+        let ask = |s: &Source| {
+            if reserved.is_some() {
+                None
+            } else {
+                s.lookup(ip)
+            }
+        };
+        let country = if reserved.is_some() {
+            None
+        } else {
+            self.country.country(ip)
+        };
+        let city = self.city.as_ref().and_then(ask);
+        let asn = self.asn.as_ref().and_then(ask);
         let mut sources = vec![SourceAnswer {
             source: self.country.name.clone(),
-            geo: self.country.country(ip).map(|c| Geo {
+            geo: country.clone().map(|c| Geo {
                 country: Some(c),
                 ..Geo::default()
             }),
         }];
-        for s in [&self.city, &self.asn].into_iter().flatten() {
-            sources.push(SourceAnswer {
-                source: s.name.clone(),
-                geo: s.lookup(ip),
-            });
+        for (s, geo) in [(&self.city, &city), (&self.asn, &asn)] {
+            if let Some(s) = s {
+                sources.push(SourceAnswer {
+                    source: s.name.clone(),
+                    geo: geo.clone(),
+                });
+            }
         }
-        if reserved.is_some() {
-            sources.iter_mut().for_each(|s| s.geo = None);
-        }
+        let country = city.as_ref().and_then(|g| g.country.clone()).or(country);
         Lookup {
             ip,
             reserved,
-            geo: self.locate(ip),
+            geo: merge(country, city, asn),
             sources,
         }
     }
@@ -176,6 +185,17 @@ impl Geolocator {
             })
             .collect()
     }
+}
+
+/// City data first, then the built-in country, then ASN data for the AS.
+fn merge(country: Option<String>, city: Option<Geo>, asn: Option<Geo>) -> Option<Geo> {
+    let mut geo = city.unwrap_or_default();
+    geo.country = geo.country.or(country);
+    if let Some(asn) = asn {
+        geo.asn = asn.asn.or(geo.asn);
+        geo.as_org = asn.as_org.or(geo.as_org);
+    }
+    (geo != Geo::default()).then_some(geo)
 }
 
 fn open_or_probe(name: &str, configured: Option<&Path>, files: &[&str]) -> Result<Option<Source>> {

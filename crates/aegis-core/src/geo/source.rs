@@ -8,7 +8,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::event::Geo;
+use crate::event::{parse_country, Geo};
 
 /// The database bytes: built in, or mapped from a file.
 pub(super) enum Bytes {
@@ -146,7 +146,7 @@ impl Source {
     pub fn country(&self, ip: IpAddr) -> Option<String> {
         let found = self.reader.lookup(ip).ok()?;
         let record: CountryOnly<'_> = found.decode().ok()??;
-        record.country_code.and_then(country_code)
+        record.country_code.and_then(|c| parse_country(c).ok())
     }
 
     /// Everything this database knows of `ip`, in either layout. An address the
@@ -164,7 +164,7 @@ impl Source {
         let geo = Geo {
             country: first(&[&path!["country", "iso_code"], &path!["country_code"]])
                 .and_then(Scalar::text)
-                .and_then(|c| country_code(&c)),
+                .and_then(|c| parse_country(&c).ok()),
             city: first(&[&path!["city", "names", "en"], &path!["city"]]).and_then(Scalar::text),
             latitude: first(&[&path!["location", "latitude"], &path!["latitude"]])
                 .and_then(Scalar::float)
@@ -183,12 +183,6 @@ impl Source {
         };
         (geo != Geo::default()).then_some(geo)
     }
-}
-
-/// An upper-case two-letter code, or nothing.
-fn country_code(code: &str) -> Option<String> {
-    let upper = code.trim().to_ascii_uppercase();
-    (upper.len() == 2 && upper.bytes().all(|b| b.is_ascii_uppercase())).then_some(upper)
 }
 
 #[allow(unsafe_code)]

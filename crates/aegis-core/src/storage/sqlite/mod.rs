@@ -12,6 +12,7 @@ use chrono_tz::Tz;
 use rusqlite::{Connection, OpenFlags};
 
 use super::Storage;
+use crate::config::create_private_dir;
 use crate::error::{Error, Result};
 use crate::event::{BanEvent, Geo};
 use crate::query::{
@@ -185,20 +186,6 @@ fn with_path(path: &Path, e: Error) -> Error {
         Error::Storage(m) => Error::Storage(format!("{}: {m}", path.display())),
         other => other,
     }
-}
-
-/// Creates `dir` and its parents, owner-only (0700) where newly made.
-fn create_private_dir(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))
 }
 
 #[async_trait]

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, LocalResult, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use rusqlite::types::Value;
 use rusqlite::Connection;
@@ -15,7 +15,7 @@ use super::sql_err;
 use super::write::{DAY_MS, SLOT_MS};
 use crate::error::{Error, Result};
 use crate::ipkey::ip_from_key;
-use crate::query::{DayCount, Offender, StatsQuery, Summary, TopBy, TopEntry};
+use crate::query::{day_start, DayCount, Offender, StatsQuery, Summary, TopBy, TopEntry};
 
 /// Rows `(ip_key, host, jail, bans, first, last)` of new bans in the query's scope.
 fn source(q: &StatsQuery) -> (String, Vec<Value>) {
@@ -136,17 +136,6 @@ pub(super) fn windowed<T>(
     };
     tx.commit().map_err(sql_err)?;
     Ok(result)
-}
-
-/// The UTC instant a local day starts (midnight, or the first instant after a DST gap).
-pub(crate) fn day_start(tz: Tz, day: NaiveDate) -> DateTime<Utc> {
-    let mut local = day.and_hms_opt(0, 0, 0).unwrap_or_default();
-    loop {
-        match tz.from_local_datetime(&local) {
-            LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => return t.with_timezone(&Utc),
-            LocalResult::None => local += Duration::minutes(15),
-        }
-    }
 }
 
 pub(super) fn bans_per_day(conn: &Connection, q: &StatsQuery, tz: Tz) -> Result<Vec<DayCount>> {

@@ -10,7 +10,7 @@
 use chrono::{TimeZone, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::write::{fold, Present, DAY_MS};
+use super::write::{fold_windows, WindowRows, DAY_MS};
 use crate::ipkey::ip_from_key;
 use crate::query::{Offender, StatsQuery, TopBy, TopEntry};
 
@@ -58,7 +58,7 @@ fn build(tx: &Transaction<'_>, win: i64, cut: i64) -> rusqlite::Result<()> {
         "INSERT INTO win_state (win, cut, building) VALUES (?1, ?2, 1)",
         [win, cut],
     )?;
-    fold(tx, 0, Some(win), Present::ALL)?;
+    fold_windows(tx, WindowRows::Build { win })?;
     tx.execute_batch(&format!(
         "INSERT INTO win_attr (win, kind, key, label, bans, ips)
             SELECT {win}, 'all', '', NULL, sum(bans), count(*) FROM win_ip WHERE win = {win}

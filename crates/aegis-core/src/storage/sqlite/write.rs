@@ -46,7 +46,7 @@ pub(super) fn insert(conn: &mut Connection, events: &[BanEvent]) -> Result<Batch
         upsert_address(&tx, &key, ip, geo).map_err(sql_err)?;
     }
     if outcome.inserted > 0 {
-        fold(&tx, before, None, Present::of(events)).map_err(sql_err)?;
+        fold(&tx, before, Present::of(events)).map_err(sql_err)?;
     }
     tx.commit().map_err(sql_err)?;
     Ok(outcome)
@@ -130,13 +130,6 @@ pub(super) struct Present {
 }
 
 impl Present {
-    /// Every kind: for building a window from history.
-    pub(super) const ALL: Present = Present {
-        new_bans: true,
-        bans: true,
-        unbans: true,
-    };
-
     fn of(events: &[BanEvent]) -> Self {
         Present {
             new_bans: events.iter().any(BanEvent::is_new_ban),
@@ -147,17 +140,11 @@ impl Present {
 }
 
 /// Folds the events with `id > after` into the summaries, set-based: a batch costs
-/// a handful of statements, not a handful per event. `only_win` restricts the
-/// window part to one window (when it is being built).
-pub(super) fn fold(
-    tx: &rusqlite::Transaction<'_>,
-    after: i64,
-    only_win: Option<i64>,
-    present: Present,
-) -> rusqlite::Result<()> {
+/// a handful of statements, not a handful per event.
+fn fold(tx: &rusqlite::Transaction<'_>, after: i64, present: Present) -> rusqlite::Result<()> {
     const NEW_BANS: &str = "e.id > ?1 AND e.kind = 0 AND e.restored = 0";
     // Every statement skipped saves its compilation: `aegis ban` prepares them afresh.
-    if only_win.is_none() && present.new_bans {
+    if present.new_bans {
         tx.prepare_cached(&format!(
             "INSERT INTO ip_day (day, ip_key, host, jail, bans, first, last)
              SELECT e.time / {DAY_MS}, e.ip_key, e.host, e.jail, count(*), min(e.time), max(e.time)
@@ -174,7 +161,7 @@ pub(super) fn fold(
         ))?
         .execute([after])?;
     }
-    if only_win.is_none() && present.bans {
+    if present.bans {
         // The latest ban per address, host and jail (bare columns come from the max row).
         tx.prepare_cached(&format!(
             "INSERT INTO active_bans (ip_key, host, jail, banned_at, expires)
@@ -188,7 +175,7 @@ pub(super) fn fold(
         ))?
         .execute([after])?;
     }
-    if only_win.is_none() && present.unbans {
+    if present.unbans {
         tx.prepare_cached(
             "DELETE FROM active_bans WHERE (ip_key, host, jail) IN (
                 SELECT u.ip_key, u.host, u.jail FROM events u NOT INDEXED JOIN active_bans a
@@ -197,7 +184,7 @@ pub(super) fn fold(
         )?
         .execute([after])?;
     }
-    if only_win.is_none() && present.bans {
+    if present.bans {
         // Expired bans can never count again: keep the table to the live ones.
         tx.prepare_cached("DELETE FROM active_bans WHERE expires <= ?1")?
             .execute([Utc::now().timestamp_millis()])?;
@@ -205,15 +192,38 @@ pub(super) fn fold(
     let windows: bool = tx
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM win_state)")?
         .query_row([], |r| r.get(0))?;
-    if !present.new_bans || !windows {
-        return Ok(());
+    if present.new_bans && windows {
+        fold_windows(tx, WindowRows::Inserted { after })?;
     }
+    Ok(())
+}
+
+/// Which new bans [`fold_windows`] adds.
+pub(super) enum WindowRows {
+    /// Those inserted after row id `after`, into every window they fall in.
+    Inserted { after: i64 },
+    /// All of history after its cut, into one window being built.
+    Build { win: i64 },
+}
+
+/// Adds new bans to the rolling windows' per-address, per-jail and per-host rows.
+pub(super) fn fold_windows(
+    tx: &rusqlite::Transaction<'_>,
+    rows: WindowRows,
+) -> rusqlite::Result<()> {
     // New events are found by rowid (NOT INDEXED keeps the planner from scanning an
     // index instead); a window being built reads its range through the time index.
-    let source = match only_win {
-        None => "events e NOT INDEXED CROSS JOIN win_state w ON e.time >= w.cut AND ?2 IS NULL",
-        Some(_) => "win_state w CROSS JOIN events e INDEXED BY events_time ON e.time >= w.cut AND w.win = ?2",
+    let (source, arg) = match rows {
+        WindowRows::Inserted { after } => (
+            "events e NOT INDEXED CROSS JOIN win_state w ON e.time >= w.cut AND e.id > ?1",
+            after,
+        ),
+        WindowRows::Build { win } => (
+            "win_state w CROSS JOIN events e INDEXED BY events_time ON e.time >= w.cut AND w.win = ?1",
+            win,
+        ),
     };
+    const NEW_BANS: &str = "e.kind = 0 AND e.restored = 0";
     tx.prepare_cached(&format!(
         "INSERT INTO win_ip (win, ip_key, bans, country, asn, as_org, network)
          SELECT w.win, e.ip_key, count(*), i.country, i.asn, i.as_org, i.network
@@ -221,7 +231,7 @@ pub(super) fn fold(
          WHERE {NEW_BANS} GROUP BY w.win, e.ip_key
          ON CONFLICT (win, ip_key) DO UPDATE SET bans = bans + excluded.bans"
     ))?
-    .execute(params![after, only_win])?;
+    .execute([arg])?;
     for (table, column) in [("win_ip_jail", "jail"), ("win_ip_host", "host")] {
         tx.prepare_cached(&format!(
             "INSERT INTO {table} (win, ip_key, {column}, bans)
@@ -229,7 +239,7 @@ pub(super) fn fold(
              WHERE {NEW_BANS} GROUP BY w.win, e.ip_key, e.{column}
              ON CONFLICT (win, ip_key, {column}) DO UPDATE SET bans = bans + excluded.bans"
         ))?
-        .execute(params![after, only_win])?;
+        .execute([arg])?;
     }
     Ok(())
 }
