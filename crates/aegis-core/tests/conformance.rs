@@ -381,36 +381,7 @@ async fn bans_per_day_is_zero_filled_in_the_time_zone(store: Store) {
 /// moments, compared with a computation over the raw events.
 async fn statistics_match_a_naive_model(store: Store) {
     let mut rng = support::Rng(0x5eed);
-    let jails = ["sshd", "nginx", "postfix"];
-    let hosts = ["web1", "web2"];
-    let countries = [Some("DE"), Some("CN"), Some("US"), None];
-    let mut events = Vec::new();
-    for i in 0..600 {
-        // Skewed: a few addresses take most of the bans.
-        let n = if rng.below(3) == 0 {
-            rng.below(4)
-        } else {
-            rng.below(150)
-        };
-        let ip = if n % 7 == 0 {
-            format!("2001:db8:{n}::1")
-        } else {
-            format!("198.51.{}.{}", n / 50, n)
-        };
-        let mut e = ban(
-            &ip,
-            jails[rng.below(3) as usize],
-            hosts[rng.below(2) as usize],
-            at(0, 0, 0) + Duration::minutes(rng.below(21 * 1440) as i64),
-        );
-        e.geo = countries[(n % 4) as usize].map(geo);
-        e.restored = i % 50 == 0;
-        if i % 40 == 0 {
-            e.kind = EventKind::Unban;
-        }
-        e.failures = Some(i);
-        events.push(e);
-    }
+    let events = support::skewed_events(&mut rng, at(0, 0, 0), at(21, 0, 0), 600);
     for chunk in events.chunks(97) {
         store.record_batch(chunk).await.unwrap();
     }
@@ -452,42 +423,13 @@ async fn rolling_windows_match_the_naive_model(store: Store) {
     let now = Utc::now() - Duration::minutes(1);
     let start = now - Duration::days(45);
     let mut events: Vec<BanEvent> = Vec::new();
-    let make = |from: DateTime<Utc>, to: DateTime<Utc>, n: usize, rng: &mut support::Rng| {
-        let span = (to - from).num_seconds().max(1) as u64;
-        (0..n)
-            .map(|i| {
-                let k = if rng.below(3) == 0 {
-                    rng.below(3)
-                } else {
-                    rng.below(80)
-                };
-                let ip = if k % 5 == 0 {
-                    format!("2001:db8:{k}::9")
-                } else {
-                    format!("203.0.{}.{}", k / 20, k)
-                };
-                let mut e = ban(
-                    &ip,
-                    ["sshd", "nginx"][rng.below(2) as usize],
-                    ["a", "b", "c"][rng.below(3) as usize],
-                    from + Duration::seconds(rng.below(span) as i64),
-                );
-                e.geo = [Some("DE"), Some("US"), None][(k % 3) as usize].map(geo);
-                e.restored = i % 31 == 0;
-                if i % 29 == 0 {
-                    e.kind = EventKind::Unban;
-                }
-                e
-            })
-            .collect::<Vec<_>>()
-    };
     let steps = [35, 20, 12, 6, 2, 0];
     let mut cursor = start;
     for (n, days_before) in steps.iter().enumerate() {
         let until = now - Duration::days(*days_before) - Duration::hours(5 - n as i64);
-        let fresh = make(cursor, until, 150, &mut rng);
+        let fresh = support::skewed_events(&mut rng, cursor, until, 150);
         // Late arrivals: some inside the windows, some older than every cut.
-        let late = make(start, until, 20, &mut rng);
+        let late = support::skewed_events(&mut rng, start, until, 20);
         cursor = until;
         store.record_batch(&fresh).await.unwrap();
         store.record_batch(&late).await.unwrap();

@@ -67,3 +67,41 @@ impl Rng {
         self.0 % n
     }
 }
+
+/// `n` events in `[from, to)` shaped like attack traffic: a few addresses take most
+/// of the bans; IPv4 and IPv6; three jails, two hosts, three countries and
+/// unlocated addresses; a sprinkling of restored bans and unbans.
+pub fn skewed_events(
+    rng: &mut Rng,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    n: usize,
+) -> Vec<BanEvent> {
+    let span = (to - from).num_seconds().max(1) as u64;
+    (0..n)
+        .map(|i| {
+            let k = if rng.below(3) == 0 {
+                rng.below(4)
+            } else {
+                rng.below(150)
+            };
+            let ip = if k % 7 == 0 {
+                format!("2001:db8:{k}::1")
+            } else {
+                format!("198.51.{}.{}", k / 50, k)
+            };
+            let mut e = ban(
+                &ip,
+                ["sshd", "nginx", "postfix"][rng.below(3) as usize],
+                ["web1", "web2"][rng.below(2) as usize],
+                from + Duration::seconds(rng.below(span) as i64),
+            );
+            e.geo = [Some("DE"), Some("CN"), Some("US"), None][(k % 4) as usize].map(geo);
+            e.restored = i % 31 == 0;
+            if i % 29 == 0 {
+                e.kind = EventKind::Unban;
+            }
+            e
+        })
+        .collect()
+}
