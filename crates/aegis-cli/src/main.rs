@@ -10,7 +10,6 @@ mod record;
 mod show;
 mod spool;
 mod table;
-mod timearg;
 
 use std::process::ExitCode;
 

@@ -3,8 +3,8 @@
 use std::io::Write;
 
 use aegis_core::{
-    parse_country, parse_ip, EventFilter, EventKind, IpNetwork, Order, Page, StatsQuery, Storage,
-    StoredEvent, TopBy,
+    parse_age, parse_country, parse_ip, parse_moment, EventFilter, EventKind, IpNetwork, Order,
+    Page, StatsQuery, Storage, StoredEvent, TopBy,
 };
 use anyhow::Result;
 use chrono::Utc;
@@ -12,7 +12,6 @@ use serde_json::json;
 
 use crate::cli::{EventsArgs, RangeArgs, StatsArgs, TopArgs, TopKey};
 use crate::table::render;
-use crate::timearg::{parse_age, parse_moment};
 
 fn stats_query(range: &RangeArgs) -> Result<StatsQuery> {
     let now = Utc::now();
@@ -256,54 +255,9 @@ pub async fn events(store: &dyn Storage, args: &EventsArgs) -> Result<()> {
 
 fn write_csv(events: &[StoredEvent]) -> Result<()> {
     let mut out = csv::Writer::from_writer(std::io::stdout().lock());
-    out.write_record([
-        "id",
-        "time",
-        "kind",
-        "restored",
-        "ip",
-        "jail",
-        "host",
-        "protocol",
-        "port",
-        "failures",
-        "bantime",
-        "bancount",
-        "user",
-        "country",
-        "city",
-        "latitude",
-        "longitude",
-        "asn",
-        "as_org",
-        "matches",
-    ])?;
-    let opt = |v: Option<String>| v.unwrap_or_default();
+    out.write_record(StoredEvent::CSV_HEADER)?;
     for s in events {
-        let e = &s.event;
-        let g = e.geo.clone().unwrap_or_default();
-        out.write_record([
-            s.id.to_hex(),
-            e.time.to_rfc3339(),
-            e.kind.to_string(),
-            e.restored.to_string(),
-            e.ip.to_string(),
-            e.jail.clone(),
-            e.host.clone(),
-            opt(e.protocol.clone()),
-            opt(e.port.clone()),
-            opt(e.failures.map(|v| v.to_string())),
-            opt(e.bantime.map(|v| v.to_string())),
-            opt(e.bancount.map(|v| v.to_string())),
-            opt(e.user.clone()),
-            opt(g.country),
-            opt(g.city),
-            opt(g.latitude.map(|v| v.to_string())),
-            opt(g.longitude.map(|v| v.to_string())),
-            opt(g.asn.map(|v| v.to_string())),
-            opt(g.as_org),
-            e.matches.join("\n"),
-        ])?;
+        out.write_record(s.csv_record())?;
     }
     out.flush()?;
     Ok(())

@@ -79,13 +79,37 @@ pub struct GeoSettings {
 }
 
 /// `[web]`
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebSettings {
     /// Address to listen on (default 127.0.0.1:8080).
     pub bind: Option<String>,
     /// Public URL of the dashboard, for links in reports.
     pub public_url: Option<String>,
+    /// A bearer token (also accepted as the password of HTTP basic auth).
+    pub token: Option<String>,
+    /// The user name of HTTP basic auth.
+    pub user: Option<String>,
+    /// The basic-auth password as an Argon2 PHC string (`aegis-web hash-password`).
+    pub password_hash: Option<String>,
+    /// Serve a non-loopback address without authentication (for a trusted proxy).
+    pub allow_unauthenticated: bool,
+}
+
+impl fmt::Debug for WebSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSettings")
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url)
+            .field("token", &self.token.as_ref().map(|_| "****"))
+            .field("user", &self.user)
+            .field(
+                "password_hash",
+                &self.password_hash.as_ref().map(|_| "****"),
+            )
+            .field("allow_unauthenticated", &self.allow_unauthenticated)
+            .finish()
+    }
 }
 
 /// `[report]`

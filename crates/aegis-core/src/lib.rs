@@ -26,6 +26,7 @@ pub mod geo;
 mod ipkey;
 mod query;
 mod storage;
+mod timearg;
 
 pub use config::{
     create_private_dir, data_dir, default_database_path, GeoSettings, ReportSettings, Settings,
@@ -41,6 +42,7 @@ pub use query::{
     StatsQuery, StoredEvent, Summary, TopBy, TopEntry,
 };
 pub use storage::{connect, SqliteStorage, Storage, StorageUrl, ACCEPTED_URLS};
+pub use timearg::{parse_age, parse_moment};
 
 pub use chrono_tz::Tz;
 pub use ipnetwork::IpNetwork;

@@ -82,6 +82,45 @@ pub struct StoredEvent {
     pub event: BanEvent,
 }
 
+impl StoredEvent {
+    /// Column names of [`StoredEvent::csv_record`].
+    pub const CSV_HEADER: [&'static str; 20] = [
+        "id", "time", "kind", "restored", "ip", "jail", "host", "protocol", "port", "failures",
+        "bantime", "bancount", "user", "country", "city", "latitude", "longitude", "asn",
+        "as_org", "matches",
+    ];
+
+    /// The event as one CSV row (empty fields for absent values; matches one per line).
+    pub fn csv_record(&self) -> [String; 20] {
+        let e = &self.event;
+        let g = e.geo.clone().unwrap_or_default();
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let show = |v: Option<&dyn ToString>| v.map(|v| v.to_string()).unwrap_or_default();
+        [
+            self.id.to_hex(),
+            e.time.to_rfc3339(),
+            e.kind.to_string(),
+            e.restored.to_string(),
+            e.ip.to_string(),
+            e.jail.clone(),
+            e.host.clone(),
+            text(&e.protocol),
+            text(&e.port),
+            show(e.failures.as_ref().map(|v| v as _)),
+            show(e.bantime.as_ref().map(|v| v as _)),
+            show(e.bancount.as_ref().map(|v| v as _)),
+            text(&e.user),
+            text(&g.country),
+            text(&g.city),
+            show(g.latitude.as_ref().map(|v| v as _)),
+            show(g.longitude.as_ref().map(|v| v as _)),
+            show(g.asn.as_ref().map(|v| v as _)),
+            text(&g.as_org),
+            e.matches.join("\n"),
+        ]
+    }
+}
+
 mod id_hex {
     use super::EventId;
     use serde::{de::Error, Deserialize, Deserializer, Serializer};

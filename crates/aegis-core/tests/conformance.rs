@@ -493,6 +493,7 @@ async fn check_against_model(store: &Store, events: &[BanEvent], q: &StatsQuery)
             .len() as u64
     };
     assert_eq!(s.bans, scope.len() as u64, "bans {q:?}");
+    assert_eq!(store.ban_count(q).await.unwrap(), s.bans, "ban_count {q:?}");
     assert_eq!(
         s.unique_ips,
         distinct(&|e| Some(e.ip.to_string())),
@@ -782,6 +783,7 @@ async fn stats_filters_by_host_jail_and_country(store: Store) {
     let mut q = all_time();
     q.country = Some("CN".into());
     assert_eq!(store.summary(&q).await.unwrap().bans, 2);
+    assert_eq!(store.ban_count(&q).await.unwrap(), 2);
     assert_eq!(
         store
             .bans_per_day(&q, chrono_tz::UTC)
@@ -797,6 +799,7 @@ async fn stats_filters_by_host_jail_and_country(store: Store) {
     q.country = None;
     q.host = Some("web1".into());
     assert_eq!(store.summary(&q).await.unwrap().bans, 1);
+    assert_eq!(store.ban_count(&q).await.unwrap(), 1);
     assert_eq!(
         store
             .bans_per_day(&q, chrono_tz::UTC)

@@ -48,6 +48,12 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Headline figures for a range.
     async fn summary(&self, query: &StatsQuery) -> Result<Summary>;
 
+    /// New bans in a range: [`Summary::bans`] alone, cheap enough for any range
+    /// (the dashboard compares each period with the one before it).
+    async fn ban_count(&self, query: &StatsQuery) -> Result<u64> {
+        Ok(self.summary(query).await?.bans)
+    }
+
     /// New bans per calendar day in `tz`, every day of the range present (zero-filled).
     ///
     /// The range is widened to whole local days.

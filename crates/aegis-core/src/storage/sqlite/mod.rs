@@ -236,6 +236,11 @@ impl Storage for SqliteStorage {
             .await
     }
 
+    async fn ban_count(&self, query: &StatsQuery) -> Result<u64> {
+        let query = query.clone();
+        self.read(move |conn| stats::ban_count(conn, &query)).await
+    }
+
     async fn bans_per_day(&self, query: &StatsQuery, tz: Tz) -> Result<Vec<DayCount>> {
         let query = query.clone();
         self.read(move |conn| stats::bans_per_day(conn, &query, tz))

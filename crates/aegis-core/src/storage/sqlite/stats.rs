@@ -138,6 +138,41 @@ pub(super) fn windowed<T>(
     Ok(result)
 }
 
+/// New bans in the range: whole 15-minute slots from `ban_slots`, the partial
+/// slots at the edges (and any country filter) from raw events.
+pub(super) fn ban_count(conn: &Connection, q: &StatsQuery) -> Result<u64> {
+    let (since, until) = (q.since.timestamp_millis(), q.until.timestamp_millis());
+    if until <= since {
+        return Ok(0);
+    }
+    let raw = |from: i64, to: i64| -> Result<i64> {
+        let mut args = Vec::new();
+        let sql = format!(
+            "SELECT count(*) FROM events WHERE kind = 0 AND restored = 0 AND time >= ? AND time < ?{}",
+            narrowing(q, &mut args, Some((from, to)))
+        );
+        conn.prepare_cached(&sql)
+            .and_then(|mut s| s.query_row(rusqlite::params_from_iter(args), |r| r.get(0)))
+            .map_err(sql_err)
+    };
+    let first_slot = (since + SLOT_MS - 1).div_euclid(SLOT_MS);
+    let end_slot = until.div_euclid(SLOT_MS);
+    if q.country.is_some() || first_slot >= end_slot {
+        return Ok(count(raw(since, until)?));
+    }
+    let mut args = vec![Value::Integer(first_slot), Value::Integer(end_slot)];
+    let sql = format!(
+        "SELECT coalesce(sum(bans), 0) FROM ban_slots WHERE slot >= ? AND slot < ?{}",
+        narrowing(q, &mut args, None)
+    );
+    let slots: i64 = conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.query_row(rusqlite::params_from_iter(args), |r| r.get(0)))
+        .map_err(sql_err)?;
+    let edges = raw(since, first_slot * SLOT_MS)? + raw(end_slot * SLOT_MS, until)?;
+    Ok(count(slots + edges))
+}
+
 pub(super) fn bans_per_day(conn: &Connection, q: &StatsQuery, tz: Tz) -> Result<Vec<DayCount>> {
     if q.until <= q.since {
         return Ok(Vec::new());

@@ -1,6 +1,6 @@
-//! Times on the command line: ages (`7d`), dates (`2026-11-01`) and RFC 3339.
+//! Times as users type them: ages (`7d`), dates (`2026-11-01`) and RFC 3339.
 
-use aegis_core::Error;
+use crate::error::Error;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 /// An age such as `90m`, `24h`, `7d`, `2w`.
