@@ -85,9 +85,26 @@ pub struct StoredEvent {
 impl StoredEvent {
     /// Column names of [`StoredEvent::csv_record`].
     pub const CSV_HEADER: [&'static str; 20] = [
-        "id", "time", "kind", "restored", "ip", "jail", "host", "protocol", "port", "failures",
-        "bantime", "bancount", "user", "country", "city", "latitude", "longitude", "asn",
-        "as_org", "matches",
+        "id",
+        "time",
+        "kind",
+        "restored",
+        "ip",
+        "jail",
+        "host",
+        "protocol",
+        "port",
+        "failures",
+        "bantime",
+        "bancount",
+        "user",
+        "country",
+        "city",
+        "latitude",
+        "longitude",
+        "asn",
+        "as_org",
+        "matches",
     ];
 
     /// The event as one CSV row (empty fields for absent values; matches one per line).

@@ -28,7 +28,8 @@ macro_rules! asset {
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
-static ASSETS: [Asset; 7] = [
+static ASSETS: [Asset; 8] = [
+    asset!("favicon.svg", "favicon.svg", "image/svg+xml"),
     asset!("app.css", "app.css", CSS),
     asset!("app.js", "app.js", JS),
     asset!("uPlot.min.css", "vendor/uPlot.min.css", CSS),

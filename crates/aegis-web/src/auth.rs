@@ -9,10 +9,10 @@ use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use aegis_core::WebSettings;
-use password_hash::rand_core::OsRng;
-use password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine;
+use password_hash::rand_core::OsRng;
+use password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use sha2::{Digest, Sha256};
 
 use crate::State;

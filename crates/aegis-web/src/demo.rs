@@ -129,7 +129,9 @@ fn attacker(rng: &mut Rng) -> Attacker {
 fn log_line(jail: &str, host: &str, ip: IpAddr, at: DateTime<Utc>, n: u64) -> String {
     let stamp = at.format("%b %e %H:%M:%S");
     let short = host.split('.').next().unwrap_or(host);
-    let users = ["root", "admin", "ubuntu", "test", "oracle", "postgres", "git"];
+    let users = [
+        "root", "admin", "ubuntu", "test", "oracle", "postgres", "git",
+    ];
     let user = users[(n % users.len() as u64) as usize];
     match jail {
         "sshd" => format!(

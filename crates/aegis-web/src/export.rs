@@ -83,7 +83,11 @@ fn rows(
             order: Order::Asc,
         };
         let events = store.events(&filter, page).await?;
-        let mut chunk = if offset == 0 { format.head()? } else { Vec::new() };
+        let mut chunk = if offset == 0 {
+            format.head()?
+        } else {
+            Vec::new()
+        };
         chunk.extend(format.rows(&events, offset == 0)?);
         let next = if events.len() < Page::MAX_LIMIT as usize {
             chunk.extend(format.tail());
@@ -103,7 +107,11 @@ async fn export(
     let params = Params::of(&req, &FILTER_KEYS)?;
     let filter = params.filter(state.dashboard.tz)?;
     // Fail before streaming when the store is down or the filter is refused.
-    state.dashboard.storage.events(&filter, Page::first(1)).await?;
+    state
+        .dashboard
+        .storage
+        .events(&filter, Page::first(1))
+        .await?;
     let stamp = Utc::now().format("%Y%m%d-%H%M%S");
     let (mime, ext) = match format {
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
@@ -119,7 +127,10 @@ async fn export(
 }
 
 #[get("/events.csv")]
-pub async fn events_csv(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, WebError> {
+pub async fn events_csv(
+    state: web::Data<State>,
+    req: HttpRequest,
+) -> Result<HttpResponse, WebError> {
     export(state, req, Format::Csv).await
 }
 
@@ -133,7 +144,10 @@ pub async fn events_json(
 
 /// Top offenders, one address per line, for firewalls and ipsets.
 #[get("/blocklist.txt")]
-pub async fn blocklist(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, WebError> {
+pub async fn blocklist(
+    state: web::Data<State>,
+    req: HttpRequest,
+) -> Result<HttpResponse, WebError> {
     let params = Params::of(
         &req,
         &["range", "limit", "min_bans", "jail", "host", "country"],

@@ -72,7 +72,10 @@ pub fn serve(dashboard: Dashboard, listener: TcpListener) -> anyhow::Result<Serv
                     .add(("X-Content-Type-Options", "nosniff"))
                     .add(("X-Frame-Options", "DENY"))
                     .add(("Referrer-Policy", "no-referrer"))
-                    .add(("Permissions-Policy", "geolocation=(), camera=(), microphone=()")),
+                    .add((
+                        "Permissions-Policy",
+                        "geolocation=(), camera=(), microphone=()",
+                    )),
             )
             .configure(routes)
     })

@@ -15,7 +15,11 @@ use clap::{Parser, Subcommand};
 /// Exit codes: 0 stopped cleanly, 1 runtime or storage failure, 2 bad arguments,
 /// 3 bad configuration or an unsafe binding.
 #[derive(Parser)]
-#[command(name = "aegis-web", version, about = "Serve the Aegis dashboard, JSON API and metrics")]
+#[command(
+    name = "aegis-web",
+    version,
+    about = "Serve the Aegis dashboard, JSON API and metrics"
+)]
 struct Cli {
     /// Configuration file (default /etc/aegis/aegis.toml when it exists).
     #[arg(long, global = true, value_name = "FILE")]

@@ -39,10 +39,12 @@ pub async fn observe(
             .insert(HeaderName::from_static("server-timing"), v);
     }
     if let Some(state) = state {
-        let mut requests = state.metrics.requests.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = requests
-            .entry((route, res.status().as_u16()))
-            .or_default();
+        let mut requests = state
+            .metrics
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let entry = requests.entry((route, res.status().as_u16())).or_default();
         entry.0 += 1;
         entry.1 += seconds;
     }
@@ -93,7 +95,10 @@ pub async fn metrics(state: web::Data<State>) -> Result<HttpResponse, WebError> 
         gauge(
             "aegis_last_event_timestamp_seconds",
             "Time of the newest stored event.",
-            &[(String::new(), e.event.time.timestamp_millis() as f64 / 1000.0)],
+            &[(
+                String::new(),
+                e.event.time.timestamp_millis() as f64 / 1000.0,
+            )],
         );
     }
     gauge(

@@ -51,7 +51,10 @@ fn clock(state: &State) -> Clock {
 }
 
 #[get("/")]
-pub async fn overview(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, PageError> {
+pub async fn overview(
+    state: web::Data<State>,
+    req: HttpRequest,
+) -> Result<HttpResponse, PageError> {
     show_overview(&state, &req, Scope::ALL).await
 }
 

@@ -92,7 +92,10 @@ impl Params {
             host: self.name("host")?,
             country: self.get("country").map(parse_country).transpose()?,
             kind: self.get("kind").map(parse_kind).transpose()?,
-            since: self.get("since").map(|v| moment(v, tz, false)).transpose()?,
+            since: self
+                .get("since")
+                .map(|v| moment(v, tz, false))
+                .transpose()?,
             until: self.get("until").map(|v| moment(v, tz, true)).transpose()?,
         })
     }
@@ -182,7 +185,11 @@ pub fn checked_name(key: &str, value: &str) -> Result<String, WebError> {
 /// A date (a day in `tz`; with `end`, the end of that day), an age or RFC 3339.
 fn moment(raw: &str, tz: Tz, end: bool) -> Result<DateTime<Utc>, WebError> {
     if let Ok(day) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-        let day = if end { day.succ_opt().unwrap_or(day) } else { day };
+        let day = if end {
+            day.succ_opt().unwrap_or(day)
+        } else {
+            day
+        };
         return Ok(day_start(tz, day));
     }
     parse_moment(raw, Utc::now()).map_err(WebError::from)

@@ -14,11 +14,16 @@ use serde::Serialize;
 use crate::error::WebError;
 
 /// The headline periods, each compared with the one before it.
-pub const PERIODS: [(&str, &str, i64); 3] =
-    [("24 hours", "24h", 1), ("7 days", "7d", 7), ("30 days", "30d", 30)];
+pub const PERIODS: [(&str, &str, i64); 3] = [
+    ("24 hours", "24h", 1),
+    ("7 days", "7d", 7),
+    ("30 days", "30d", 30),
+];
 
 /// Bans shown in the latest-bans table.
 pub const LATEST: u32 = 15;
+/// Events listed on an address's page (all of them are one search away).
+pub const IP_EVENTS: usize = 200;
 /// Recent bans whose city coordinates become map points.
 const MAP_SAMPLE: u32 = 2_000;
 
@@ -278,7 +283,7 @@ pub async fn map(store: &dyn Storage, scope: &Scope, q: &StatsQuery) -> Result<M
             .bans += 1;
     }
     let mut points: Vec<MapPoint> = points.into_values().collect();
-    points.sort_by(|a, b| b.bans.cmp(&a.bans));
+    points.sort_by_key(|p| std::cmp::Reverse(p.bans));
     points.truncate(300);
     Ok(MapData {
         countries: countries.into_iter().map(|t| (t.key, t.bans)).collect(),
@@ -363,7 +368,9 @@ pub struct IpDetail {
     pub hosts: BTreeSet<String>,
     /// Distinct matched log lines, newest first.
     pub matches: Vec<String>,
-    /// Newest first.
+    /// Every stored event of the address.
+    pub events_total: u64,
+    /// The newest [`IP_EVENTS`], newest first.
     pub events: Vec<EventRow>,
     /// Other addresses of the same network, most bans first.
     pub neighbours: Vec<Neighbour>,
@@ -408,7 +415,10 @@ pub async fn ip_detail(
         }
     }
     let mut counts: BTreeMap<IpAddr, u64> = BTreeMap::new();
-    for s in nearby.iter().filter(|s| s.event.is_new_ban() && s.event.ip != ip) {
+    for s in nearby
+        .iter()
+        .filter(|s| s.event.is_new_ban() && s.event.ip != ip)
+    {
         *counts.entry(s.event.ip).or_default() += 1;
     }
     let mut neighbours: Vec<Neighbour> = counts
@@ -418,7 +428,7 @@ pub async fn ip_detail(
             bans,
         })
         .collect();
-    neighbours.sort_by(|a, b| b.bans.cmp(&a.bans));
+    neighbours.sort_by_key(|n| std::cmp::Reverse(n.bans));
     neighbours.truncate(20);
     Ok(Some(IpDetail {
         ip: ip.to_string(),
@@ -438,7 +448,13 @@ pub async fn ip_detail(
         jails: history.iter().map(|s| s.event.jail.clone()).collect(),
         hosts: history.iter().map(|s| s.event.host.clone()).collect(),
         matches,
-        events: history.into_iter().rev().map(|e| clock.event(e)).collect(),
+        events_total: history.len() as u64,
+        events: history
+            .into_iter()
+            .rev()
+            .take(IP_EVENTS)
+            .map(|e| clock.event(e))
+            .collect(),
         neighbours,
     }))
 }
