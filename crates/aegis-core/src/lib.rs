@@ -41,7 +41,9 @@ pub use query::{
     day_start, network_of, BatchOutcome, DayCount, EventFilter, Offender, Order, Page, Recorded,
     StatsQuery, StoredEvent, Summary, TopBy, TopEntry,
 };
-pub use storage::{connect, SqliteStorage, Storage, StorageUrl, ACCEPTED_URLS};
+pub use storage::{
+    connect, connect_for, SqliteStorage, Storage, StorageUrl, Workload, ACCEPTED_URLS,
+};
 pub use timearg::{parse_age, parse_moment};
 
 pub use chrono_tz::Tz;

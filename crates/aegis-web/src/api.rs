@@ -5,10 +5,19 @@ use aegis_core::{StatsQuery, TopBy};
 use chrono::Utc;
 use serde_json::json;
 
+use crate::cache::json_body;
 use crate::error::WebError;
 use crate::params::{address, Params, FILTER_KEYS};
 use crate::views::{self, Clock, Scope};
 use crate::State;
+
+/// A JSON answer that clients revalidate every time (it changes every second).
+fn json(body: actix_web::web::Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("Cache-Control", "no-cache"))
+        .body(body)
+}
 
 const NARROW: [&str; 3] = ["jail", "host", "country"];
 
@@ -19,7 +28,12 @@ fn with(extra: &[&'static str]) -> Vec<&'static str> {
 /// Headline figures of a range ending now, with the bans of the range before it.
 #[get("/summary")]
 pub async fn summary(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, WebError> {
-    let params = Params::of(&req, &with(&["range"]))?;
+    let compute = async { json_body(&summary_of(&state, &req).await?) };
+    Ok(json(state.answers.answer(&req, compute).await?))
+}
+
+async fn summary_of(state: &State, req: &HttpRequest) -> Result<serde_json::Value, WebError> {
+    let params = Params::of(req, &with(&["range"]))?;
     let (range, mut q) = params.range("24h")?;
     params.narrow(&mut q)?;
     let length = q.until - q.since;
@@ -27,7 +41,7 @@ pub async fn summary(state: web::Data<State>, req: HttpRequest) -> Result<HttpRe
     params.narrow(&mut previous)?;
     let store = state.dashboard.storage.as_ref();
     let (s, previous_bans) = tokio::try_join!(store.summary(&q), store.ban_count(&previous))?;
-    Ok(HttpResponse::Ok().json(json!({
+    Ok(json!({
         "range": range,
         "since": q.since,
         "until": q.until,
@@ -38,24 +52,34 @@ pub async fn summary(state: web::Data<State>, req: HttpRequest) -> Result<HttpRe
         "hosts": s.hosts,
         "currently_banned": s.currently_banned,
         "previous_bans": previous_bans,
-    })))
+    }))
 }
 
 /// New bans per day in the dashboard's zone, zero-filled.
 #[get("/daily")]
 pub async fn daily(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, WebError> {
-    let params = Params::of(&req, &with(&["days"]))?;
+    let compute = async { json_body(&daily_of(&state, &req).await?) };
+    Ok(json(state.answers.answer(&req, compute).await?))
+}
+
+async fn daily_of(state: &State, req: &HttpRequest) -> Result<serde_json::Value, WebError> {
+    let params = Params::of(req, &with(&["days"]))?;
     let days = params.number("days", 30, 1, 3653)? as u32;
     let scope = scope_of(&params)?;
     let tz = state.dashboard.tz;
-    let daily = views::daily(state.dashboard.storage.as_ref(), &scope, days, tz).await?;
-    Ok(HttpResponse::Ok().json(json!({ "tz": tz.name(), "days": daily })))
+    let days = views::daily(state.dashboard.storage.as_ref(), &scope, days, tz).await?;
+    Ok(json!({ "tz": tz.name(), "days": days }))
 }
 
 /// A ranking: `by=ip|country|jail|host|asn|network`.
 #[get("/top")]
 pub async fn top(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, WebError> {
-    let params = Params::of(&req, &with(&["by", "range", "limit"]))?;
+    let compute = async { json_body(&top_of(&state, &req).await?) };
+    Ok(json(state.answers.answer(&req, compute).await?))
+}
+
+async fn top_of(state: &State, req: &HttpRequest) -> Result<serde_json::Value, WebError> {
+    let params = Params::of(req, &with(&["by", "range", "limit"]))?;
     let (range, mut q) = params.range("7d")?;
     params.narrow(&mut q)?;
     let limit = params.number("limit", 10, 1, 1000)? as u32;
@@ -78,7 +102,7 @@ pub async fn top(state: web::Data<State>, req: HttpRequest) -> Result<HttpRespon
         })?;
         json!(store.top(&q, by, limit).await?)
     };
-    Ok(HttpResponse::Ok().json(json!({ "by": by, "range": range, "entries": entries })))
+    Ok(json!({ "by": by, "range": range, "entries": entries }))
 }
 
 /// An event search, newest first by default.
@@ -118,11 +142,13 @@ pub async fn ip(
 /// Bans per country and the cities of recent bans.
 #[get("/map")]
 pub async fn map(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, WebError> {
-    let params = Params::of(&req, &with(&["range"]))?;
-    let (_, q) = params.range("30d")?;
-    let scope = scope_of(&params)?;
-    let data = views::map(state.dashboard.storage.as_ref(), &scope, &q).await?;
-    Ok(HttpResponse::Ok().json(data))
+    let compute = async {
+        let params = Params::of(&req, &with(&["range"]))?;
+        let (_, q) = params.range("30d")?;
+        let scope = scope_of(&params)?;
+        json_body(&views::map(state.dashboard.storage.as_ref(), &scope, &q).await?)
+    };
+    Ok(json(state.answers.answer(&req, compute).await?))
 }
 
 /// The one narrowing (jail, host or country) of a chart or map.

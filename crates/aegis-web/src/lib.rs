@@ -9,6 +9,7 @@
 mod api;
 mod assets;
 mod auth;
+mod cache;
 mod demo;
 mod error;
 mod export;
@@ -46,6 +47,7 @@ pub(crate) struct State {
     pub dashboard: Dashboard,
     pub templates: tera::Tera,
     pub metrics: metrics::Metrics,
+    pub answers: cache::SecondCache,
 }
 
 /// The Content-Security-Policy: only this server's scripts, styles and data.
@@ -60,6 +62,7 @@ pub fn serve(dashboard: Dashboard, listener: TcpListener) -> anyhow::Result<Serv
         dashboard,
         templates: pages::templates()?,
         metrics: metrics::Metrics::default(),
+        answers: cache::SecondCache::default(),
     });
     let server = HttpServer::new(move || {
         App::new()
@@ -79,6 +82,8 @@ pub fn serve(dashboard: Dashboard, listener: TcpListener) -> anyhow::Result<Serv
             )
             .configure(routes)
     })
+    // Reads wait for one of a few pooled connections anyway; more threads only cost memory.
+    .worker_max_blocking_threads(4)
     .listen(listener)?
     .shutdown_timeout(5)
     .run();

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aegis_core::{connect, EventFilter, Page, Settings, Storage, StorageUrl};
+use aegis_core::{connect_for, EventFilter, Page, Settings, Storage, StorageUrl, Workload};
 use aegis_web::{demo_events, Auth, Dashboard};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -48,6 +48,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::HashPassword) => hash_password(),
@@ -61,6 +62,20 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// glibc gives each busy thread a heap arena of its own and keeps what was
+/// freed in it; two arenas keep a long-running server near the memory it uses.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn limit_malloc_arenas() {
+    // SAFETY: mallopt only sets an allocator parameter; called before any other thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
 
 fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<aegis_core::Error>() {
@@ -112,7 +127,7 @@ async fn serve(cli: Cli) -> Result<()> {
         .into());
     }
     let url: StorageUrl = settings.storage_url()?;
-    let storage = connect(&url).await?;
+    let storage = connect_for(&url, Workload::Serve).await?;
     if cli.demo {
         fill_demo(storage.as_ref()).await?;
         let live = storage.clone();

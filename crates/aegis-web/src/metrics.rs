@@ -12,7 +12,6 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{get, web, HttpResponse};
 use aegis_core::{EventFilter, Page, StatsQuery, TopBy};
-use chrono::Utc;
 use serde_json::json;
 
 use crate::error::WebError;
@@ -69,7 +68,7 @@ pub async fn health(state: web::Data<State>) -> HttpResponse {
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<State>) -> Result<HttpResponse, WebError> {
     let store = state.dashboard.storage.as_ref();
-    let now = Utc::now();
+    let now = crate::views::stats_now();
     let day = StatsQuery::range(now - chrono::Duration::hours(24), now);
     let everything = EventFilter::default();
     let (stored, latest, summary, jails, hosts) = tokio::try_join!(

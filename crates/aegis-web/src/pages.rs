@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use tera::{Context, Tera};
@@ -28,22 +29,25 @@ pub fn templates() -> anyhow::Result<Tera> {
     Ok(tera)
 }
 
+fn render_html(state: &State, name: &str, mut ctx: Context) -> Result<String, WebError> {
+    ctx.insert("version", env!("CARGO_PKG_VERSION"));
+    ctx.insert("tz", state.dashboard.tz.name());
+    ctx.insert("demo", &state.dashboard.demo);
+    state.templates.render(name, &ctx).map_err(|e| WebError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        message: format!("rendering {name} failed: {e:?}"),
+    })
+}
+
 fn render(
     state: &State,
     status: StatusCode,
     name: &str,
-    mut ctx: Context,
+    ctx: Context,
 ) -> Result<HttpResponse, PageError> {
-    ctx.insert("version", env!("CARGO_PKG_VERSION"));
-    ctx.insert("tz", state.dashboard.tz.name());
-    ctx.insert("demo", &state.dashboard.demo);
-    let html = state.templates.render(name, &ctx).map_err(|e| WebError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        message: format!("rendering {name} failed: {e:?}"),
-    })?;
     Ok(HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
-        .body(html))
+        .body(render_html(state, name, ctx)?))
 }
 
 fn clock(state: &State) -> Clock {
@@ -82,22 +86,28 @@ async fn show_overview(
     req: &HttpRequest,
     scope: Scope,
 ) -> Result<HttpResponse, PageError> {
-    let params = Params::of(req, &["range", "days"])?;
-    let (range, q) = params.range("30d")?;
-    let days = params.number("days", 30, 1, 3653)?;
-    let o = views::overview(
-        state.dashboard.storage.as_ref(),
-        clock(state),
-        scope.clone(),
-        range,
-        q,
-        days as u32,
-    )
-    .await?;
-    let mut ctx = Context::new();
-    ctx.insert("scope_query", &scope_query(&scope));
-    ctx.insert("o", &o);
-    render(state, StatusCode::OK, "overview.html", ctx)
+    let compute = async {
+        let params = Params::of(req, &["range", "days"])?;
+        let (range, q) = params.range("30d")?;
+        let days = params.number("days", 30, 1, 3653)?;
+        let o = views::overview(
+            state.dashboard.storage.as_ref(),
+            clock(state),
+            scope.clone(),
+            range,
+            q,
+            days as u32,
+        )
+        .await?;
+        let mut ctx = Context::new();
+        ctx.insert("scope_query", &scope_query(&scope));
+        ctx.insert("o", &o);
+        Ok(Bytes::from(render_html(state, "overview.html", ctx)?))
+    };
+    let html = state.answers.answer(req, compute).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(html))
 }
 
 /// `kind=value`, URL-encoded, for links and API calls that keep the scope.

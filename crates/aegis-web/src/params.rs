@@ -124,7 +124,7 @@ impl Params {
     pub fn range(&self, default: &str) -> Result<(String, StatsQuery), WebError> {
         let raw = self.get("range").unwrap_or(default);
         let length = parse_range(raw)?;
-        let now = Utc::now();
+        let now = crate::views::stats_now();
         Ok((raw.to_owned(), StatsQuery::range(now - length, now)))
     }
 

@@ -25,7 +25,7 @@ pub const LATEST: u32 = 15;
 /// Events listed on an address's page (all of them are one search away).
 pub const IP_EVENTS: usize = 200;
 /// Recent bans whose city coordinates become map points.
-const MAP_SAMPLE: u32 = 2_000;
+const MAP_SAMPLE: u32 = 500;
 
 /// What part of the data a page looks at: everything, or one country, jail or host.
 #[derive(Debug, Clone, Serialize)]
@@ -146,6 +146,16 @@ pub struct Overview {
     pub map: MapData,
 }
 
+/// The end of the current second: the `until` of every "last …" statistic.
+///
+/// Whole seconds let the store's rolling windows move at most once a second
+/// however many requests arrive, and a ban stamped later in this second (or by
+/// a host whose clock is a little ahead) still falls inside the range.
+pub fn stats_now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp(now.timestamp() + 1, 0).unwrap_or(now)
+}
+
 /// Formats times in the dashboard's zone.
 #[derive(Clone, Copy)]
 pub struct Clock(pub Tz);
@@ -241,7 +251,7 @@ pub async fn daily(
     days: u32,
     tz: Tz,
 ) -> Result<Vec<DayCount>, WebError> {
-    let now = Utc::now();
+    let now = stats_now();
     let today = now.with_timezone(&tz).date_naive();
     let first = today - Duration::days(i64::from(days) - 1);
     let q = scope.narrow(StatsQuery::range(aegis_core::day_start(tz, first), now));
@@ -300,7 +310,7 @@ pub async fn overview(
     q: StatsQuery,
     days: u32,
 ) -> Result<Overview, WebError> {
-    let now = Utc::now();
+    let now = stats_now();
     let scoped = scope.narrow(q.clone());
     let [p1, p2, p3] = PERIODS;
     let (periods, offenders, daily, map, jails, hosts, networks, latest) = tokio::try_join!(

@@ -547,3 +547,30 @@ async fn credentials_guard_everything_but_health() {
     })
     .contains("both"));
 }
+
+#[actix_web::test]
+async fn answers_are_fresh_on_request_and_at_most_a_second_old() {
+    let s = Server::open().await;
+    s.store
+        .record(&ban("198.51.100.1", "sshd", "web1", Duration::minutes(1)))
+        .await
+        .unwrap();
+    let (_, first) = s.json("/api/v1/summary?range=24h").await;
+    assert_eq!(first["bans"], 1);
+    s.store
+        .record(&ban("198.51.100.2", "sshd", "web1", Duration::minutes(1)))
+        .await
+        .unwrap();
+    let fresh = s
+        .http
+        .get(format!("{}/api/v1/summary?range=24h", s.base))
+        .header("Cache-Control", "no-cache")
+        .send()
+        .await
+        .unwrap();
+    let fresh: Value = fresh.json().await.unwrap();
+    assert_eq!(fresh["bans"], 2, "no-cache asks the store");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (_, later) = s.json("/api/v1/summary?range=24h").await;
+    assert_eq!(later["bans"], 2, "a second later the answer is new");
+}

@@ -180,14 +180,30 @@ enum Backend {
     Mongo,
 }
 
+/// How a process uses its store: backends size caches and pools for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Workload {
+    /// Commands and imports: generous caches for bulk writes (the default).
+    #[default]
+    Batch,
+    /// A long-running server of reads, such as the dashboard: small, bounded memory.
+    Serve,
+}
+
 /// Opens the store named by `url`, creating the database and its schema when needed.
 pub async fn connect(url: &StorageUrl) -> Result<Arc<dyn Storage>> {
+    connect_for(url, Workload::Batch).await
+}
+
+/// [`connect`], with caches sized for `workload`.
+pub async fn connect_for(url: &StorageUrl, workload: Workload) -> Result<Arc<dyn Storage>> {
     match url.backend()? {
         Backend::SqliteMemory => Ok(Arc::new(SqliteStorage::open_in_memory()?)),
         Backend::SqliteFile(path) => {
-            let storage = tokio::task::spawn_blocking(move || SqliteStorage::open(&path))
-                .await
-                .map_err(|e| Error::Storage(format!("opening the database failed: {e}")))??;
+            let storage =
+                tokio::task::spawn_blocking(move || SqliteStorage::open_for(&path, workload))
+                    .await
+                    .map_err(|e| Error::Storage(format!("opening the database failed: {e}")))??;
             Ok(Arc::new(storage))
         }
         Backend::Mongo => Err(Error::Config(format!(

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rusqlite::{Connection, OpenFlags};
 
-use super::Storage;
+use super::{Storage, Workload};
 use crate::config::create_private_dir;
 use crate::error::{Error, Result};
 use crate::event::{BanEvent, Geo};
@@ -39,8 +39,45 @@ pub struct SqliteStorage {
 struct Inner {
     path: Option<PathBuf>,
     writer: Mutex<Connection>,
-    /// Idle read connections (file databases only); WAL lets them read while one writes.
-    readers: Mutex<Vec<Connection>>,
+    /// Read connections (file databases only); WAL lets them read while one writes.
+    readers: Mutex<Readers>,
+    /// Signalled when a read connection goes back to the pool.
+    returned: Condvar,
+    sizes: Sizes,
+}
+
+#[derive(Default)]
+struct Readers {
+    idle: Vec<Connection>,
+    open: usize,
+}
+
+/// Cache and pool sizes for a workload. Page caches fill as pages are read,
+/// so in a long-running process their ceiling is its memory.
+#[derive(Clone, Copy)]
+struct Sizes {
+    writer_cache_kib: i64,
+    reader_cache_kib: i64,
+    max_readers: usize,
+}
+
+impl Sizes {
+    fn of(workload: Workload) -> Self {
+        match workload {
+            // Large imports touch index pages all over a big file.
+            Workload::Batch => Sizes {
+                writer_cache_kib: 262_144,
+                reader_cache_kib: 32_768,
+                max_readers: 8,
+            },
+            // The dashboard reads summaries; the operating system caches the file.
+            Workload::Serve => Sizes {
+                writer_cache_kib: 8_192,
+                reader_cache_kib: 4_096,
+                max_readers: 4,
+            },
+        }
+    }
 }
 
 impl fmt::Debug for SqliteStorage {
@@ -75,6 +112,12 @@ pub(crate) fn sql_err(e: rusqlite::Error) -> Error {
 impl SqliteStorage {
     /// Opens (creating when needed) the database at `path`, with its directory.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_for(path, Workload::Batch)
+    }
+
+    /// [`SqliteStorage::open`], with caches sized for `workload`.
+    pub fn open_for(path: &Path, workload: Workload) -> Result<Self> {
+        let sizes = Sizes::of(workload);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             create_private_dir(dir)?;
         }
@@ -84,16 +127,16 @@ impl SqliteStorage {
         )?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| with_path(path, sql_err(e)))?;
-        // Large imports touch index pages all over a big file: let the writer keep up
-        // to 256 MiB of them (a ceiling, not an allocation; the ban path uses a few pages).
-        conn.pragma_update(None, "cache_size", -262_144)
+        conn.pragma_update(None, "cache_size", -sizes.writer_cache_kib)
             .map_err(sql_err)?;
         migrations::migrate(&mut conn).map_err(|e| with_path(path, e))?;
         Ok(SqliteStorage {
             inner: Arc::new(Inner {
                 path: Some(path.to_owned()),
                 writer: Mutex::new(conn),
-                readers: Mutex::new(Vec::new()),
+                readers: Mutex::default(),
+                returned: Condvar::new(),
+                sizes,
             }),
         })
     }
@@ -107,7 +150,9 @@ impl SqliteStorage {
             inner: Arc::new(Inner {
                 path: None,
                 writer: Mutex::new(conn),
-                readers: Mutex::new(Vec::new()),
+                readers: Mutex::default(),
+                returned: Condvar::new(),
+                sizes: Sizes::of(Workload::Batch),
             }),
         })
     }
@@ -133,21 +178,45 @@ impl SqliteStorage {
             let Some(path) = &inner.path else {
                 return f(&lock(&inner.writer));
             };
-            let idle = lock(&inner.readers).pop();
-            let conn = match idle {
-                Some(c) => c,
-                None => {
-                    let c = open_conn(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-                    c.pragma_update(None, "cache_size", -32_768)
-                        .map_err(sql_err)?;
-                    c
-                }
-            };
+            let conn = inner.take_reader(path)?;
             let result = f(&conn);
-            lock(&inner.readers).push(conn);
+            lock(&inner.readers).idle.push(conn);
+            inner.returned.notify_one();
             result
         })
         .await
+    }
+}
+
+impl Inner {
+    /// An idle read connection, a new one while fewer than the maximum are open,
+    /// else the next one returned.
+    fn take_reader(&self, path: &Path) -> Result<Connection> {
+        let mut readers = lock(&self.readers);
+        loop {
+            if let Some(conn) = readers.idle.pop() {
+                return Ok(conn);
+            }
+            if readers.open < self.sizes.max_readers {
+                readers.open += 1;
+                break;
+            }
+            readers = self
+                .returned
+                .wait(readers)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        drop(readers);
+        let opened = open_conn(path, OpenFlags::SQLITE_OPEN_READ_ONLY).and_then(|c| {
+            c.pragma_update(None, "cache_size", -self.sizes.reader_cache_kib)
+                .map_err(sql_err)?;
+            Ok(c)
+        });
+        if opened.is_err() {
+            lock(&self.readers).open -= 1;
+            self.returned.notify_one();
+        }
+        opened
     }
 }
 
