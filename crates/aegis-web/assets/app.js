@@ -138,7 +138,7 @@
   function liveTable(table, scope) {
     var status = document.getElementById('live');
     function refresh() {
-      fetch('/api/v1/events?limit=15' + (scope ? '&' + scope : ''))
+      fetch('/api/v1/events?limit=15&total=false' + (scope ? '&' + scope : ''))
         .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
         .then(function (page) {
           var body = document.createElement('tbody');

@@ -109,15 +109,25 @@ async fn top_of(state: &State, req: &HttpRequest) -> Result<serde_json::Value, W
 #[get("/events")]
 pub async fn events(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, WebError> {
     let mut accepted = FILTER_KEYS.to_vec();
-    accepted.extend(["limit", "offset", "order"]);
+    accepted.extend(["limit", "offset", "order", "total"]);
     let params = Params::of(&req, &accepted)?;
     let filter = params.filter(state.dashboard.tz)?;
     let page = params.page(100)?;
+    let with_total = match params.get("total") {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            return Err(WebError::bad_request(format!(
+                "total={other:?} is not valid: expected true or false"
+            )))
+        }
+    };
     let found = views::event_page(
         state.dashboard.storage.as_ref(),
         Clock(state.dashboard.tz),
         &filter,
         page,
+        with_total,
     )
     .await?;
     Ok(HttpResponse::Ok().json(found))

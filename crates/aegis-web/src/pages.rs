@@ -172,6 +172,7 @@ pub async fn events(state: web::Data<State>, req: HttpRequest) -> Result<HttpRes
             clock(&state),
             &filter,
             views::newest_first(PER_PAGE, offset),
+            true,
         )
         .await?;
         Ok::<_, WebError>((page, found))
@@ -185,7 +186,7 @@ pub async fn events(state: web::Data<State>, req: HttpRequest) -> Result<HttpRes
                 pairs.push(("page", &n));
                 encode(&pairs)
             };
-            let more = found.offset + (found.events.len() as u64) < found.total;
+            let more = found.offset + (found.events.len() as u64) < found.total.unwrap_or(0);
             let pager = Pagination {
                 prev_page: (page > 1).then(|| link(page - 1)),
                 next_page: more.then(|| link(page + 1)),

@@ -469,22 +469,31 @@ pub async fn ip_detail(
     }))
 }
 
-/// One page of an event search, with the total.
+/// One page of an event search, with the total when asked for.
 #[derive(Serialize)]
 pub struct EventPage {
-    pub total: u64,
+    pub total: Option<u64>,
     pub offset: u64,
     pub limit: u32,
     pub events: Vec<EventRow>,
 }
 
+/// A page of `filter`'s events; counting them all costs a pass over the
+/// matching index entries, so callers that do not show a total skip it.
 pub async fn event_page(
     store: &dyn Storage,
     clock: Clock,
     filter: &EventFilter,
     page: Page,
+    with_total: bool,
 ) -> Result<EventPage, WebError> {
-    let (total, events) = tokio::try_join!(store.count_events(filter), store.events(filter, page))?;
+    let total = async {
+        match with_total {
+            true => store.count_events(filter).await.map(Some),
+            false => Ok(None),
+        }
+    };
+    let (total, events) = tokio::try_join!(total, store.events(filter, page))?;
     Ok(EventPage {
         total,
         offset: page.offset,

@@ -293,6 +293,7 @@ async fn bad_parameters_get_clear_errors() {
         ("/api/v1/events?limit=10001", "10000"),
         ("/api/v1/events?offset=-1", "offset"),
         ("/api/v1/events?order=sideways", "asc or desc"),
+        ("/api/v1/events?total=maybe", "true or false"),
         ("/api/v1/events?jail=a%00b", "control"),
         ("/api/v1/events?colour=red", "unknown parameter \"colour\""),
         ("/api/v1/top?by=planet", "planet"),
