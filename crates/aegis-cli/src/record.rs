@@ -12,7 +12,10 @@ use crate::context::Context;
 use crate::exit::SpoolFailed;
 
 /// How long the ban path waits for the store before spooling, unless configured.
-const DEFAULT_TIMEOUT: Duration = Duration::from_millis(3_000);
+const LOCAL_TIMEOUT: Duration = Duration::from_millis(3_000);
+/// A remote store gets a tighter bound: fail2ban waits for every action under
+/// one lock, and the spool keeps the event if the network is slow.
+const REMOTE_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// Records one event: into the store when it answers in time, else into the spool.
 pub async fn record(ctx: &Context, kind: EventKind, args: EventArgs) -> Result<()> {
@@ -25,7 +28,12 @@ pub async fn record(ctx: &Context, kind: EventKind, args: EventArgs) -> Result<(
         .settings
         .storage
         .timeout_ms
-        .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
+        .map(Duration::from_millis)
+        .unwrap_or(if ctx.storage_url.is_remote() {
+            REMOTE_TIMEOUT
+        } else {
+            LOCAL_TIMEOUT
+        });
     let stored = tokio::time::timeout(timeout, async {
         let store = connect(&ctx.storage_url).await?;
         let outcome = store.record(&event).await?;

@@ -352,6 +352,7 @@ async fn bad_inputs_table() {
 /// once the store is back, `aegis flush` stores exactly what was spooled.
 #[tokio::test]
 async fn store_down_spools_everything_and_flush_restores_it() {
+    let _alone = timing_sensitive().await;
     let sb = Sandbox::new();
     // A file where the database's directory should be: the store cannot be opened.
     let blocker = sb.path().join("store");
@@ -471,6 +472,7 @@ fn when_even_the_spool_fails_the_exit_code_says_so() {
 
 #[tokio::test]
 async fn two_hundred_concurrent_processes() {
+    let _alone = timing_sensitive().await;
     let sb = Sandbox::new();
     // Create the database first, as fail2ban's first ban would.
     sb.store().await;
@@ -500,4 +502,135 @@ async fn two_hundred_concurrent_processes() {
     }
     assert_eq!(sb.spooled(), 0, "no call had to spool");
     assert_eq!(sb.all_events().await.len(), 200);
+}
+
+/// A MongoDB test server of this test's own, on a port it can stop and restart.
+struct MongoServer {
+    child: Option<std::process::Child>,
+}
+
+impl MongoServer {
+    fn start_on(port: u16) -> Self {
+        use std::io::{BufRead, BufReader};
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/mongodb-server/start.mjs");
+        assert!(
+            script.exists() && script.with_file_name("node_modules").exists(),
+            "the MongoDB test server is not installed: run tests/mongodb-server/install"
+        );
+        let mut child = std::process::Command::new("node")
+            .arg(&script)
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("node runs the MongoDB test server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("READY "), "test server said {line:?}");
+        MongoServer { child: Some(child) }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for MongoServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn mongodb_down_spools_everything_and_flush_restores_it() {
+    let _alone = timing_sensitive().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = MongoServer::start_on(port);
+    server.stop();
+    let url = format!("mongodb://127.0.0.1:{port}/aegis");
+    let sb = Sandbox::new();
+    // fail2ban runs actions one at a time; 20 hosts' worth at once keeps the test short.
+    let slowest = std::sync::Mutex::new(Duration::ZERO);
+    std::thread::scope(|scope| {
+        for worker in 0..20u32 {
+            let (sb, url, slowest) = (&sb, &url, &slowest);
+            scope.spawn(move || {
+                for i in (worker..1000).step_by(20) {
+                    let started = Instant::now();
+                    let out = sb
+                        .aegis_with(url)
+                        .args([
+                            "ban",
+                            "--ip",
+                            &format!("10.1.{}.{}", i / 250, i % 250 + 1),
+                            "--jail",
+                            "sshd",
+                            "--time",
+                            &format!("{}", 1_795_807_795 + i),
+                        ])
+                        .output()
+                        .unwrap();
+                    let took = started.elapsed();
+                    assert!(out.status.success(), "{}", text(&out));
+                    assert!(String::from_utf8_lossy(&out.stderr).contains("spooled to"));
+                    let mut s = slowest.lock().unwrap();
+                    *s = (*s).max(took);
+                }
+            });
+        }
+    });
+    let slowest = *slowest.lock().unwrap();
+    assert!(
+        slowest < Duration::from_secs(1),
+        "slowest call took {slowest:?}"
+    );
+    assert_eq!(sb.spooled(), 1000);
+
+    let _server = MongoServer::start_on(port);
+    let out = sb.aegis_with(&url).arg("flush").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("1000 stored, 0 already stored"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(sb.spooled(), 0);
+    let store = aegis_core::connect(&aegis_core::StorageUrl::parse(&url).unwrap())
+        .await
+        .unwrap();
+    let all = aegis_core::EventFilter::default();
+    assert_eq!(store.count_events(&all).await.unwrap(), 1000);
+    // Replaying the same bans (a retried action) stores nothing new.
+    let out = sb
+        .aegis_with(&url)
+        .args([
+            "ban",
+            "--ip",
+            "10.1.0.1",
+            "--jail",
+            "sshd",
+            "--time",
+            "1795807795",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(store.count_events(&all).await.unwrap(), 1000);
+    assert_eq!(sb.spooled(), 0);
+}
+
+/// Tests that time calls, or load the machine with hundreds of processes, run
+/// one at a time: on two cores they would otherwise time each other.
+async fn timing_sensitive() -> tokio::sync::MutexGuard<'static, ()> {
+    static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    ALONE.lock().await
 }

@@ -31,6 +31,12 @@ macro_rules! conformance {
                 super::$test(crate::support::sqlite_memory().await).await;
             })*
         }
+        mod mongodb {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                super::$test(crate::support::mongodb().await).await;
+            })*
+        }
     };
 }
 

@@ -16,9 +16,20 @@ use crate::query::{
     Summary, TopBy, TopEntry,
 };
 
+mod mongo;
 mod sqlite;
 
+pub use mongo::MongoStorage;
 pub use sqlite::SqliteStorage;
+
+/// Bans are counted per 15-minute slot: every time zone in use today is a
+/// whole number of slots from UTC, so slots add up to exact local days.
+pub(crate) const SLOT_MS: i64 = 900_000;
+
+/// The slot a moment falls in.
+pub(crate) fn slot_of(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis().div_euclid(SLOT_MS)
+}
 
 /// A store of ban events with the statistics Aegis shows.
 ///
@@ -108,6 +119,11 @@ impl StorageUrl {
         let url = StorageUrl(raw.trim().to_owned());
         url.backend()?;
         Ok(url)
+    }
+
+    /// Whether the store is reached over the network (MongoDB), not a local file.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.backend(), Ok(Backend::Mongo))
     }
 
     /// The URL with its password, for the driver only.
@@ -206,9 +222,7 @@ pub async fn connect_for(url: &StorageUrl, workload: Workload) -> Result<Arc<dyn
                     .map_err(|e| Error::Storage(format!("opening the database failed: {e}")))??;
             Ok(Arc::new(storage))
         }
-        Backend::Mongo => Err(Error::Config(format!(
-            "{url}: the MongoDB backend is not built yet; use a sqlite:// URL for now"
-        ))),
+        Backend::Mongo => Ok(Arc::new(MongoStorage::connect(url).await?)),
     }
 }
 

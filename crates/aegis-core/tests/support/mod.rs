@@ -1,4 +1,5 @@
 //! Helpers shared by the conformance suite: stores with their own database, and events.
+#![allow(dead_code)] // each test file uses its own share of the helpers
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -24,6 +25,31 @@ pub async fn sqlite_file() -> SqliteFile {
 
 pub async fn sqlite_memory() -> Arc<dyn Storage> {
     Arc::new(SqliteStorage::open_in_memory().unwrap())
+}
+
+/// A database of its own on the MongoDB server named by `AEGIS_TEST_MONGODB_URI`.
+///
+/// Missing the variable is a failure, not a skip: `scripts/test` starts the
+/// test server and sets it.
+pub fn mongodb_url(name: &str) -> aegis_core::StorageUrl {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let uri = std::env::var("AEGIS_TEST_MONGODB_URI").expect(
+        "AEGIS_TEST_MONGODB_URI is not set: start the test server with \
+         tests/mongodb-server/install && node tests/mongodb-server/start.mjs (scripts/test does both)",
+    );
+    let (base, options) = uri.split_once('?').unwrap_or((&uri, ""));
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let db = format!("{name}_{}_{n}", std::process::id());
+    aegis_core::StorageUrl::parse(&format!("{}/{db}?{options}", base.trim_end_matches('/')))
+        .unwrap()
+}
+
+/// A fresh MongoDB database.
+pub async fn mongodb() -> Arc<dyn Storage> {
+    let url = mongodb_url("aegis_test");
+    aegis_core::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("the MongoDB test server at {url} is not usable: {e}"))
 }
 
 /// Midnight UTC 40 days ago: every test time is relative to it, so it stays plausible.

@@ -13,7 +13,7 @@ use crate::ipkey::ip_key;
 use crate::query::{network_of, BatchOutcome};
 
 pub(super) const DAY_MS: i64 = 86_400_000;
-pub(super) const SLOT_MS: i64 = 900_000;
+pub(super) const SLOT_MS: i64 = crate::storage::SLOT_MS;
 /// fail2ban's default bantime, assumed when an event does not say.
 const DEFAULT_BANTIME_MS: i64 = 600_000;
 
