@@ -147,6 +147,13 @@ impl MongoStorage {
     }
 }
 
+fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    matches!(
+        e.kind.as_ref(),
+        ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) if w.code == DUPLICATE_KEY
+    )
+}
+
 fn with_url(url: &StorageUrl, e: Error) -> Error {
     match e {
         Error::Unavailable(m) => Error::Unavailable(format!("{url}: {m}")),
@@ -324,11 +331,18 @@ impl Storage for MongoStorage {
                 }
             }
             update.insert("$set", set);
-            self.geo_cache
-                .update_one(doc! { "ip": key_of(*ip) }, update)
-                .upsert(true)
-                .await
-                .map_err(mongo_err)?;
+            let filter = doc! { "ip": key_of(*ip) };
+            let upsert = || {
+                self.geo_cache
+                    .update_one(filter.clone(), update.clone())
+                    .upsert(true)
+            };
+            match upsert().await {
+                // Two hosts caching one address at once: the loser's insert hits the
+                // unique index; its update now finds the winner's document.
+                Err(e) if is_duplicate_key(&e) => upsert().await.map(drop).map_err(mongo_err)?,
+                other => other.map(drop).map_err(mongo_err)?,
+            }
         }
         Ok(())
     }
