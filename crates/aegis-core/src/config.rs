@@ -45,6 +45,8 @@ pub struct StorageSettings {
     pub spool_dir: Option<PathBuf>,
     /// How long `aegis ban` waits for a remote store, in milliseconds.
     pub timeout_ms: Option<u64>,
+    /// The MongoDB database when the URL's path names none (default `aegis`).
+    pub database: Option<String>,
 }
 
 impl fmt::Debug for StorageSettings {
@@ -58,6 +60,7 @@ impl fmt::Debug for StorageSettings {
             .field("url", &url)
             .field("spool_dir", &self.spool_dir)
             .field("timeout_ms", &self.timeout_ms)
+            .field("database", &self.database)
             .finish()
     }
 }
@@ -194,9 +197,13 @@ impl Settings {
 
     /// The storage URL to use: the configured one, else the embedded default.
     pub fn storage_url(&self) -> Result<StorageUrl> {
-        match &self.storage.url {
-            Some(url) => StorageUrl::parse(url),
-            None => StorageUrl::parse(&format!("sqlite://{}", default_database_path().display())),
+        let url = match &self.storage.url {
+            Some(url) => StorageUrl::parse(url)?,
+            None => StorageUrl::parse(&format!("sqlite://{}", default_database_path().display()))?,
+        };
+        match &self.storage.database {
+            Some(name) => url.with_database(name),
+            None => Ok(url),
         }
     }
 
@@ -298,6 +305,37 @@ mod tests {
         let settings = Settings::load(Some(&path)).unwrap();
         settings.storage_url().unwrap();
         settings.time_zone().unwrap();
+    }
+
+    #[test]
+    fn database_setting_completes_a_mongodb_url() {
+        let mut settings = Settings::default();
+        settings.storage.url = Some("mongodb://u:pw@db1,db2/?replicaSet=rs0".into());
+        settings.storage.database = Some("attacks".into());
+        assert_eq!(
+            settings.storage_url().unwrap().expose(),
+            "mongodb://u:pw@db1,db2/attacks?replicaSet=rs0"
+        );
+        settings.storage.url = Some("mongodb+srv://cluster0.example.net".into());
+        assert_eq!(
+            settings.storage_url().unwrap().expose(),
+            "mongodb+srv://cluster0.example.net/attacks"
+        );
+        settings.storage.url = Some("mongodb://db1/attacks".into());
+        assert!(
+            settings.storage_url().is_ok(),
+            "the same name twice is fine"
+        );
+        settings.storage.url = Some("mongodb://db1/other".into());
+        let err = settings.storage_url().unwrap_err().to_string();
+        assert!(err.contains("other") && err.contains("attacks"), "{err}");
+        settings.storage.url = Some("mongodb://db1".into());
+        settings.storage.database = Some("a/b".into());
+        assert!(settings.storage_url().is_err());
+        settings.storage.url = Some("sqlite::memory:".into());
+        settings.storage.database = Some("attacks".into());
+        let err = settings.storage_url().unwrap_err().to_string();
+        assert!(err.contains("MongoDB"), "{err}");
     }
 
     #[test]

@@ -126,6 +126,47 @@ impl StorageUrl {
         matches!(self.backend(), Ok(Backend::Mongo))
     }
 
+    /// A MongoDB URL with `name` as its database (the path), unless it names one.
+    pub fn with_database(&self, name: &str) -> Result<Self> {
+        if !self.is_remote() {
+            return Err(Error::Config(
+                "[storage] database applies to MongoDB URLs only".into(),
+            ));
+        }
+        let bad = |c: char| "/\\. \"$".contains(c) || c.is_control();
+        if name.is_empty() || name.len() > 63 || name.chars().any(bad) {
+            return Err(Error::Config(format!(
+                "[storage] database {name:?} is not a MongoDB database name: \
+                 up to 63 characters, none of / \\ . space \" $"
+            )));
+        }
+        let raw = self.0.as_str();
+        let (base, query) = match raw.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (raw, None),
+        };
+        let hosts_start = raw.find("://").map_or(0, |i| i + 3);
+        let (authority, path) = match base[hosts_start..].find('/') {
+            Some(i) => base.split_at(hosts_start + i),
+            None => (base, ""),
+        };
+        match path.trim_start_matches('/') {
+            "" => {}
+            same if same == name => return Ok(self.clone()),
+            other => {
+                return Err(Error::Config(format!(
+                    "the storage URL names database {other:?} and [storage] database says {name:?}: keep one"
+                )))
+            }
+        }
+        let mut url = format!("{authority}/{name}");
+        if let Some(q) = query {
+            url.push('?');
+            url.push_str(q);
+        }
+        Ok(StorageUrl(url))
+    }
+
     /// The URL with its password, for the driver only.
     pub fn expose(&self) -> &str {
         &self.0
