@@ -23,6 +23,10 @@ impl Server {
         let store = connect(&StorageUrl::parse("sqlite::memory:").unwrap())
             .await
             .unwrap();
+        Server::on(store, auth)
+    }
+
+    fn on(store: Arc<dyn Storage>, auth: Auth) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let dashboard = Dashboard {
@@ -194,6 +198,44 @@ async fn figures_match_the_store() {
     );
     assert_eq!(map["points"][0]["label"], "Beijing, CN");
     assert_eq!(map["points"][0]["bans"], 4);
+}
+
+/// The same figures from a MongoDB store (`AEGIS_TEST_MONGODB_URI`, started by
+/// `scripts/test`): the dashboard only knows the `Storage` trait.
+#[actix_web::test]
+async fn figures_match_a_mongodb_store() {
+    let uri = std::env::var("AEGIS_TEST_MONGODB_URI")
+        .expect("AEGIS_TEST_MONGODB_URI is not set: scripts/test starts the test server");
+    let (base, options) = uri.split_once('?').unwrap_or((&uri, ""));
+    let url = format!(
+        "{}/aegis_web_{}?{options}",
+        base.trim_end_matches('/'),
+        std::process::id()
+    );
+    let store = connect(&StorageUrl::parse(&url).unwrap()).await.unwrap();
+    let s = Server::on(store, Auth::default());
+    seed(s.store.as_ref()).await;
+    let (_, summary) = s.json("/api/v1/summary?range=24h").await;
+    assert_eq!(
+        (summary["bans"].as_u64(), summary["previous_bans"].as_u64()),
+        (Some(3), Some(1))
+    );
+    let (_, top) = s.json("/api/v1/top?by=ip&range=7d").await;
+    assert_eq!(top["entries"][0]["ip"], "198.51.100.7");
+    let (_, map) = s.json("/api/v1/map?range=7d").await;
+    assert_eq!(map["countries"]["CN"], 4);
+    let (_, events) = s
+        .json("/api/v1/events?cidr=198.51.100.0/24&jail=sshd")
+        .await;
+    assert_eq!(events["total"], 3);
+    for path in ["/", "/ip/198.51.100.7", "/events?country=CN", "/jail/sshd"] {
+        let (status, html) = s.text(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {html}");
+    }
+    let (_, html) = s.text("/").await;
+    assert!(html.contains(r#"data-figure="bans-24h">3<"#));
+    let csv = s.get("/events.csv?country=CN").await.text().await.unwrap();
+    assert_eq!(csv.lines().count(), 5, "a header and four events: {csv}");
 }
 
 #[actix_web::test]
