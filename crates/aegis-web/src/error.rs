@@ -92,7 +92,8 @@ impl ResponseError for PageError {
         let body = format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-             <title>{title} · Aegis</title><link rel=\"stylesheet\" href=\"/static/app.css\"></head>\
+             <title>{title} · Aegis</title><link rel=\"icon\" href=\"/static/favicon.svg\" type=\"image/svg+xml\">\
+             <link rel=\"stylesheet\" href=\"/static/app.css\"></head>\
              <body><main class=\"page\"><h1>{title}</h1><p class=\"error\">{}</p>\
              <p><a href=\"/\">Back to the overview</a></p></main></body></html>",
             tera::escape_html(&self.0.message)
