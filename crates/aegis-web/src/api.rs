@@ -1,8 +1,7 @@
 //! The JSON API under `/api/v1/`: the same figures as the pages.
 
 use actix_web::{get, web, HttpRequest, HttpResponse};
-use aegis_core::{StatsQuery, TopBy};
-use chrono::Utc;
+use aegis_core::{parse_country, StatsQuery, TopBy};
 use serde_json::json;
 
 use crate::cache::json_body;
@@ -163,9 +162,12 @@ pub async fn map(state: web::Data<State>, req: HttpRequest) -> Result<HttpRespon
 
 /// The one narrowing (jail, host or country) of a chart or map.
 fn scope_of(params: &Params) -> Result<Scope, WebError> {
-    let mut q = StatsQuery::range(Utc::now(), Utc::now());
-    params.narrow(&mut q)?;
-    let scopes = [("jail", q.jail), ("host", q.host), ("country", q.country)];
+    let country = params.get("country").map(parse_country).transpose()?;
+    let scopes = [
+        ("jail", params.name("jail")?),
+        ("host", params.name("host")?),
+        ("country", country),
+    ];
     let mut given = scopes.into_iter().filter(|(_, v)| v.is_some());
     match (given.next(), given.next()) {
         (None, _) => Ok(Scope::ALL),

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
 use actix_web::{get, web, HttpRequest, HttpResponse};
-use serde::Serialize;
 use tera::{Context, Tera};
 
 use crate::error::{PageError, WebError};
@@ -144,12 +143,6 @@ pub async fn ip(
     render(&state, StatusCode::OK, "ip.html", ctx)
 }
 
-#[derive(Serialize)]
-struct Pagination {
-    prev_page: Option<String>,
-    next_page: Option<String>,
-}
-
 #[get("/events")]
 pub async fn events(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, PageError> {
     let mut accepted = FILTER_KEYS.to_vec();
@@ -187,13 +180,9 @@ pub async fn events(state: web::Data<State>, req: HttpRequest) -> Result<HttpRes
                 encode(&pairs)
             };
             let more = found.offset + (found.events.len() as u64) < found.total.unwrap_or(0);
-            let pager = Pagination {
-                prev_page: (page > 1).then(|| link(page - 1)),
-                next_page: more.then(|| link(page + 1)),
-            };
+            ctx.insert("prev_page", &(page > 1).then(|| link(page - 1)));
+            ctx.insert("next_page", &more.then(|| link(page + 1)));
             ctx.insert("p", &found);
-            ctx.insert("prev_page", &pager.prev_page);
-            ctx.insert("next_page", &pager.next_page);
             render(&state, StatusCode::OK, "events.html", ctx)
         }
         Err(e) if e.status == StatusCode::BAD_REQUEST => {

@@ -31,6 +31,56 @@ pub(crate) fn slot_of(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis().div_euclid(SLOT_MS)
 }
 
+/// The local days a range touches, every one present, filled slot by slot:
+/// what both backends' `bans_per_day` share.
+pub(crate) struct LocalDays {
+    tz: Tz,
+    days: std::collections::BTreeMap<chrono::NaiveDate, u64>,
+    /// From the start of the first day to the end of the last, in UTC.
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl LocalDays {
+    /// `None` for an empty range.
+    pub fn of(q: &StatsQuery, tz: Tz) -> Option<Self> {
+        if q.until <= q.since {
+            return None;
+        }
+        let first = q.since.with_timezone(&tz).date_naive();
+        let last = (q.until - chrono::Duration::milliseconds(1))
+            .with_timezone(&tz)
+            .date_naive();
+        Some(LocalDays {
+            tz,
+            days: first
+                .iter_days()
+                .take_while(|d| *d <= last)
+                .map(|d| (d, 0))
+                .collect(),
+            from: crate::query::day_start(tz, first),
+            to: crate::query::day_start(tz, last + chrono::Duration::days(1)),
+        })
+    }
+
+    /// Adds the bans of one slot to its local day.
+    pub fn add(&mut self, slot: i64, bans: u64) -> Result<()> {
+        let at = DateTime::from_timestamp_millis(slot * SLOT_MS)
+            .ok_or_else(|| Error::Storage(format!("corrupt slot {slot}")))?;
+        if let Some(n) = self.days.get_mut(&at.with_timezone(&self.tz).date_naive()) {
+            *n += bans;
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> Vec<DayCount> {
+        self.days
+            .into_iter()
+            .map(|(day, bans)| DayCount { day, bans })
+            .collect()
+    }
+}
+
 /// A store of ban events with the statistics Aegis shows.
 ///
 /// Object-safe: front ends hold an `Arc<dyn Storage>` from [`connect`]. Every

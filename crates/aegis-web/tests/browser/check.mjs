@@ -62,8 +62,10 @@ try {
   const days30 = await page.getAttribute('#daily', 'data-rendered');
   check(days30 === '30', `chart shows 30 days first (${days30})`);
   await page.click('button[data-days="90"]');
-  await page.waitForFunction(() => document.querySelector('#daily').dataset.rendered === '90', null, { timeout: 10000 });
-  check(true, 'chart range switches to 90 days');
+  const switched = await page.waitForFunction(() => document.querySelector('#daily').dataset.rendered === '90', null, { timeout: 10000 })
+    .then(() => true, () => false);
+  const pressed = await page.getAttribute('button[data-days="90"]', 'aria-pressed');
+  check(switched && pressed === 'true', 'chart range switches to 90 days');
   await page.hover('#daily .u-over', { position: { x: 200, y: 100 } });
   const tip = await page.textContent('.chart-tip');
   check(/\d{4}-\d{2}-\d{2}: \d+ bans?/.test(tip || ''), `chart tooltip shows a day's bans (${tip})`);

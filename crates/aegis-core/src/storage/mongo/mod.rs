@@ -20,7 +20,7 @@ use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::error::ErrorKind;
 use mongodb::options::ClientOptions;
-use mongodb::{Client, Collection, Database, IndexModel};
+use mongodb::{Client, Collection, IndexModel};
 
 use super::{Storage, StorageUrl};
 use crate::error::{Error, Result};
@@ -42,7 +42,6 @@ const DUPLICATE_KEY: i32 = 11000;
 /// A store in a MongoDB database.
 #[derive(Clone)]
 pub struct MongoStorage {
-    db: Database,
     events: Collection<Document>,
     geo_cache: Collection<Document>,
     shown: String,
@@ -90,54 +89,53 @@ impl MongoStorage {
         let store = MongoStorage {
             events: db.collection("events"),
             geo_cache: db.collection("geo_cache"),
-            db,
             shown: url.to_string(),
         };
-        store
-            .db
-            .run_command(doc! { "ping": 1 })
-            .await
-            .map_err(|e| with_url(url, mongo_err(e)))?;
-        store.create_indexes().await?;
+        // Creating the indexes is the first round trip: it also tells whether the
+        // server answers, so the ban path pays for no separate ping.
+        store.create_indexes().await.map_err(|e| with_url(url, e))?;
         Ok(store)
     }
 
     /// One index per filter and statistic; creating an existing index is a no-op.
     async fn create_indexes(&self) -> Result<()> {
         let index = |keys: Document| IndexModel::builder().keys(keys).build();
-        self.events
-            .create_indexes([
-                index(doc! { "time": 1 }),
-                index(doc! { "ip_key": 1, "time": 1 }),
-                index(doc! { "kind": 1, "time": 1 }),
-                index(doc! { "host": 1, "time": 1 }),
-                index(doc! { "jail": 1, "time": 1 }),
-                index(doc! { "country": 1, "time": 1 }),
-                index(doc! { "network": 1 }),
-            ])
-            .await
-            .map_err(mongo_err)?;
-        self.geo_cache
-            .create_indexes([IndexModel::builder()
-                .keys(doc! { "ip": 1 })
-                .options(
-                    mongodb::options::IndexOptions::builder()
-                        .unique(true)
-                        .build(),
-                )
-                .build()])
-            .await
-            .map_err(mongo_err)?;
+        let events = self.events.create_indexes([
+            index(doc! { "time": 1 }),
+            index(doc! { "ip_key": 1, "time": 1 }),
+            index(doc! { "kind": 1, "time": 1 }),
+            index(doc! { "host": 1, "time": 1 }),
+            index(doc! { "jail": 1, "time": 1 }),
+            index(doc! { "country": 1, "time": 1 }),
+            index(doc! { "network": 1 }),
+        ]);
+        let unique = mongodb::options::IndexOptions::builder()
+            .unique(true)
+            .build();
+        let geo_cache = self.geo_cache.create_indexes([IndexModel::builder()
+            .keys(doc! { "ip": 1 })
+            .options(unique)
+            .build()]);
+        tokio::try_join!(async { events.await.map_err(mongo_err) }, async {
+            geo_cache.await.map_err(mongo_err)
+        },)?;
         Ok(())
     }
 
-    async fn find(&self, filter: Document, sort: Document, page: Page) -> Result<Vec<StoredEvent>> {
-        let docs: Vec<Document> = self
-            .events
-            .find(filter)
-            .sort(sort)
-            .skip(page.offset)
-            .limit(i64::from(page.limit.min(Page::MAX_LIMIT)))
+    /// Events matching `filter` in `sort` order: one page, or all of them.
+    async fn find(
+        &self,
+        filter: Document,
+        sort: Document,
+        page: Option<Page>,
+    ) -> Result<Vec<StoredEvent>> {
+        let mut find = self.events.find(filter).sort(sort);
+        if let Some(page) = page {
+            find = find
+                .skip(page.offset)
+                .limit(i64::from(page.limit.min(Page::MAX_LIMIT)));
+        }
+        let docs: Vec<Document> = find
             .await
             .map_err(mongo_err)?
             .try_collect()
@@ -212,7 +210,7 @@ impl Storage for MongoStorage {
         self.find(
             doc::event_filter(filter),
             doc! { "time": dir, "_id": dir },
-            page,
+            Some(page),
         )
         .await
     }
@@ -248,16 +246,12 @@ impl Storage for MongoStorage {
     }
 
     async fn ip_history(&self, ip: IpAddr) -> Result<Vec<StoredEvent>> {
-        let docs: Vec<Document> = self
-            .events
-            .find(doc! { "ip_key": key_of(ip) })
-            .sort(doc! { "time": 1, "_id": 1 })
-            .await
-            .map_err(mongo_err)?
-            .try_collect()
-            .await
-            .map_err(mongo_err)?;
-        docs.iter().map(from_doc).collect()
+        self.find(
+            doc! { "ip_key": key_of(ip) },
+            doc! { "time": 1, "_id": 1 },
+            None,
+        )
+        .await
     }
 
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {

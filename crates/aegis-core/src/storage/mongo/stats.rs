@@ -1,9 +1,9 @@
 //! Statistics as aggregation pipelines: the server groups, only the groups
 //! come back (one row per address, country, day slot, …), never the events.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
@@ -12,8 +12,8 @@ use mongodb::Collection;
 use super::doc::{bson_time, ip_of_key, narrow, new_bans, time};
 use super::mongo_err;
 use crate::error::Result;
-use crate::query::{day_start, DayCount, Offender, StatsQuery, Summary, TopBy, TopEntry};
-use crate::storage::SLOT_MS;
+use crate::query::{DayCount, Offender, StatsQuery, Summary, TopBy, TopEntry};
+use crate::storage::LocalDays;
 
 /// Seconds a ban lasts when fail2ban did not say (its default `bantime`).
 const DEFAULT_BANTIME_S: i64 = 600;
@@ -87,6 +87,16 @@ pub async fn summary(
     })
 }
 
+/// Address, host and jail: what a ban applies to.
+type BanKey = (String, String, String);
+
+/// The key of a row grouped by `{ip, host, jail}`.
+fn ban_key(row: &Document) -> BanKey {
+    let id = row.get_document("_id").cloned().unwrap_or_default();
+    let field = |k: &str| id.get_str(k).unwrap_or_default().to_owned();
+    (field("ip"), field("host"), field("jail"))
+}
+
 /// Addresses whose latest ban (per host and jail) has neither expired nor been
 /// followed by an unban. Bans that expired are dropped by the server; only the
 /// candidates, and their unbans, come back.
@@ -118,14 +128,9 @@ async fn currently_banned(
         ],
     )
     .await?;
-    let mut active: HashMap<(String, String, String), DateTime<Utc>> = HashMap::new();
+    let mut active: HashMap<BanKey, DateTime<Utc>> = HashMap::new();
     for c in &candidates {
-        let id = c.get_document("_id").cloned().unwrap_or_default();
-        let key = (
-            id.get_str("ip").unwrap_or_default().to_owned(),
-            id.get_str("host").unwrap_or_default().to_owned(),
-            id.get_str("jail").unwrap_or_default().to_owned(),
-        );
+        let key = ban_key(c);
         let banned_at = time(c, "time")?;
         let bantime = match c.get("bantime") {
             Some(Bson::Int64(v)) => Some(*v),
@@ -158,12 +163,7 @@ async fn currently_banned(
     )
     .await?;
     for r in &released {
-        let id = r.get_document("_id").cloned().unwrap_or_default();
-        let key = (
-            id.get_str("ip").unwrap_or_default().to_owned(),
-            id.get_str("host").unwrap_or_default().to_owned(),
-            id.get_str("jail").unwrap_or_default().to_owned(),
-        );
+        let key = ban_key(r);
         if active
             .get(&key)
             .is_some_and(|b| time(r, "time").is_ok_and(|u| u >= *b))
@@ -181,23 +181,14 @@ pub async fn bans_per_day(
     q: &StatsQuery,
     tz: Tz,
 ) -> Result<Vec<DayCount>> {
-    if q.until <= q.since {
+    let Some(mut days) = LocalDays::of(q, tz) else {
         return Ok(Vec::new());
-    }
-    let first = q.since.with_timezone(&tz).date_naive();
-    let last = (q.until - Duration::milliseconds(1))
-        .with_timezone(&tz)
-        .date_naive();
+    };
     let whole_days = StatsQuery {
-        since: day_start(tz, first),
-        until: day_start(tz, last + Duration::days(1)),
+        since: days.from,
+        until: days.to,
         ..q.clone()
     };
-    let mut days: BTreeMap<NaiveDate, u64> = first
-        .iter_days()
-        .take_while(|d| *d <= last)
-        .map(|d| (d, 0))
-        .collect();
     let slots = run(
         events,
         [
@@ -212,16 +203,9 @@ pub async fn bans_per_day(
             Some(Bson::Int32(v)) => i64::from(*v),
             _ => continue,
         };
-        if let Some(at) = DateTime::from_timestamp_millis(slot * SLOT_MS) {
-            if let Some(n) = days.get_mut(&at.with_timezone(&tz).date_naive()) {
-                *n += count(s.get("bans"));
-            }
-        }
+        days.add(slot, count(s.get("bans")))?;
     }
-    Ok(days
-        .into_iter()
-        .map(|(day, bans)| DayCount { day, bans })
-        .collect())
+    Ok(days.finish())
 }
 
 pub async fn top_offenders(

@@ -4,9 +4,7 @@
 //! edges come from `events` through its time index. Cost thus depends on the
 //! range, never on the total history.
 
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use rusqlite::types::Value;
 use rusqlite::Connection;
@@ -15,7 +13,8 @@ use super::sql_err;
 use super::write::{DAY_MS, SLOT_MS};
 use crate::error::{Error, Result};
 use crate::ipkey::ip_from_key;
-use crate::query::{day_start, DayCount, Offender, StatsQuery, Summary, TopBy, TopEntry};
+use crate::query::{DayCount, Offender, StatsQuery, Summary, TopBy, TopEntry};
+use crate::storage::LocalDays;
 
 /// Rows `(ip_key, host, jail, bans, first, last)` of new bans in the query's scope.
 fn source(q: &StatsQuery) -> (String, Vec<Value>) {
@@ -174,20 +173,10 @@ pub(super) fn ban_count(conn: &Connection, q: &StatsQuery) -> Result<u64> {
 }
 
 pub(super) fn bans_per_day(conn: &Connection, q: &StatsQuery, tz: Tz) -> Result<Vec<DayCount>> {
-    if q.until <= q.since {
+    let Some(mut days) = LocalDays::of(q, tz) else {
         return Ok(Vec::new());
-    }
-    let first = q.since.with_timezone(&tz).date_naive();
-    let last = (q.until - Duration::milliseconds(1))
-        .with_timezone(&tz)
-        .date_naive();
-    let from = day_start(tz, first).timestamp_millis();
-    let to = day_start(tz, last + Duration::days(1)).timestamp_millis();
-    let mut days: BTreeMap<NaiveDate, u64> = first
-        .iter_days()
-        .take_while(|d| *d <= last)
-        .map(|d| (d, 0))
-        .collect();
+    };
+    let (from, to) = (days.from.timestamp_millis(), days.to.timestamp_millis());
     // Country is an attribute of the address, not of the slot: read raw events then.
     let mut args = Vec::new();
     let sql = if q.country.is_some() {
@@ -212,18 +201,9 @@ pub(super) fn bans_per_day(conn: &Connection, q: &StatsQuery, tz: Tz) -> Result<
         .map_err(sql_err)?;
     for row in rows {
         let (slot, bans) = row.map_err(sql_err)?;
-        let at = Utc
-            .timestamp_millis_opt(slot * SLOT_MS)
-            .single()
-            .ok_or_else(|| Error::Storage("corrupt slot in ban_slots".into()))?;
-        if let Some(n) = days.get_mut(&at.with_timezone(&tz).date_naive()) {
-            *n += count(bans);
-        }
+        days.add(slot, count(bans))?;
     }
-    Ok(days
-        .into_iter()
-        .map(|(day, bans)| DayCount { day, bans })
-        .collect())
+    Ok(days.finish())
 }
 
 pub(super) fn top_offenders(
