@@ -10,6 +10,7 @@ mod record;
 mod show;
 mod spool;
 mod table;
+mod writer;
 
 use std::process::ExitCode;
 
@@ -22,12 +23,14 @@ use context::Context;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build();
-    let result = match runtime {
-        Ok(rt) => rt.block_on(run(cli)),
-        Err(e) => Err(e.into()),
+    let result = match cli.command {
+        // Before any runtime exists: the ban path may fork.
+        Command::Ban(_) | Command::Unban(_) => record(cli),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(run(cli))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -38,11 +41,18 @@ fn main() -> ExitCode {
     }
 }
 
+fn record(cli: Cli) -> Result<()> {
+    let ctx = Context::load(&cli)?;
+    match cli.command {
+        Command::Ban(args) => record::record(&ctx, EventKind::Ban, args),
+        Command::Unban(args) => record::record(&ctx, EventKind::Unban, args),
+        _ => unreachable!("only ban and unban are recorded"),
+    }
+}
+
 async fn run(cli: Cli) -> Result<()> {
     let ctx = Context::load(&cli)?;
     match cli.command {
-        Command::Ban(args) => return record::record(&ctx, EventKind::Ban, args).await,
-        Command::Unban(args) => return record::record(&ctx, EventKind::Unban, args).await,
         Command::Fail2ban(Fail2banCommand::Install {
             dir,
             dry_run,
@@ -60,12 +70,12 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{}", context::describe(&ctx));
             return Ok(());
         }
+        Command::Flush => return record::flush(&ctx).await,
         _ => {}
     }
     let store = connect(&ctx.storage_url).await?;
     let store = store.as_ref();
     match cli.command {
-        Command::Flush => record::flush(&ctx, store).await,
         Command::Stats(args) => show::stats(store, &args, ctx.time_zone()?).await,
         Command::Top(args) => show::top(store, &args).await,
         Command::Ip { ip, json } => show::ip(store, &ip, json).await,
@@ -102,6 +112,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Ban(_)
         | Command::Unban(_)
+        | Command::Flush
         | Command::Fail2ban(_)
         | Command::Config(_)
         | Command::Geo(GeoCommand::Lookup { .. } | GeoCommand::Info { .. }) => {

@@ -1,29 +1,65 @@
 //! `aegis ban|unban|flush`: the path fail2ban waits on, so it does as little as it can.
+//!
+//! fail2ban runs every action under one global lock. `aegis ban` therefore only
+//! validates the event, locates it and writes it durably to the spool; a detached
+//! writer process (see [`crate::writer`]) moves it into the store. fail2ban never
+//! waits on the store, and a store that is down, slow or locked loses nothing.
 
 use std::time::Duration;
 
-use aegis_core::{
-    bound_matches, connect, parse_ip, parse_time, BanEvent, Error, EventKind, Storage,
-};
+use aegis_core::{bound_matches, connect, parse_ip, parse_time, BanEvent, Error, EventKind};
 use anyhow::{bail, Result};
 
 use crate::cli::EventArgs;
 use crate::context::Context;
 use crate::exit::SpoolFailed;
+use crate::writer;
 
-/// How long the ban path waits for the store before spooling, unless configured.
+/// How long a call waits for a local store when it cannot spool, unless configured.
 const LOCAL_TIMEOUT: Duration = Duration::from_millis(3_000);
-/// A remote store gets a tighter bound: fail2ban waits for every action under
-/// one lock, and the spool keeps the event if the network is slow.
+/// A remote store gets a tighter bound: fail2ban waits for every action under one lock.
 const REMOTE_TIMEOUT: Duration = Duration::from_millis(800);
 
-/// Records one event: into the store when it answers in time, else into the spool.
-pub async fn record(ctx: &Context, kind: EventKind, args: EventArgs) -> Result<()> {
+/// Records one event: into the spool, from which a writer stores it, or, when the
+/// spool cannot be written, straight into the store.
+///
+/// Runs before any other thread exists, so that it may fork the writer.
+pub fn record(ctx: &Context, kind: EventKind, args: EventArgs) -> Result<()> {
     let mut event = build_event(kind, args, &ctx.host)?;
     if let Some(geo) = ctx.geolocator_or_builtin() {
         event.geo = geo.locate(event.ip);
     }
     let spool = ctx.spool();
+    if let Some(why) = spool.last_failure() {
+        eprintln!(
+            "aegis: warning: events wait in {} because the store did not take them: {why} (`aegis flush` retries)",
+            spool.dir().display()
+        );
+    }
+    match spool.push(&event) {
+        Ok(_) => {
+            if !spool.writer_running() {
+                writer::start(ctx, &spool);
+            }
+            Ok(())
+        }
+        Err(spool_failed) => match store_directly(ctx, &event) {
+            Ok(()) => {
+                eprintln!(
+                    "aegis: warning: {spool_failed:#}; {} {} stored directly",
+                    event.kind, event.ip
+                );
+                Ok(())
+            }
+            Err(store_failed) => bail!(SpoolFailed(format!(
+                "{spool_failed:#}; and the store: {store_failed:#}"
+            ))),
+        },
+    }
+}
+
+/// The way round a spool that cannot be written: the store, within a bound.
+fn store_directly(ctx: &Context, event: &BanEvent) -> Result<()> {
     let timeout = ctx
         .settings
         .storage
@@ -34,51 +70,32 @@ pub async fn record(ctx: &Context, kind: EventKind, args: EventArgs) -> Result<(
         } else {
             LOCAL_TIMEOUT
         });
-    let stored = tokio::time::timeout(timeout, async {
-        let store = connect(&ctx.storage_url).await?;
-        let outcome = store.record(&event).await?;
-        Ok::<_, Error>((store, outcome))
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let stored = tokio::time::timeout(timeout, async {
+            connect(&ctx.storage_url).await?.record(event).await
+        })
+        .await;
+        match stored {
+            Ok(outcome) => Ok(outcome.map(drop)?),
+            Err(_) => bail!(
+                "no answer from {} within {} ms",
+                ctx.storage_url,
+                timeout.as_millis()
+            ),
+        }
     })
-    .await;
-    match stored {
-        Ok(Ok((store, _outcome))) => {
-            if spool.has_pending() {
-                // Best effort within the same bound; `aegis flush` finishes the job.
-                if let Ok(Err(e)) = tokio::time::timeout(timeout, spool.drain(store.as_ref())).await
-                {
-                    eprintln!("aegis: warning: spool not drained: {e:#}");
-                }
-            }
-            Ok(())
-        }
-        Ok(Err(Error::Invalid(msg))) => bail!(Error::Invalid(msg)),
-        failed => {
-            let why = match failed {
-                Ok(Err(e)) => e.to_string(),
-                _ => format!(
-                    "no answer from {} within {} ms",
-                    ctx.storage_url,
-                    timeout.as_millis()
-                ),
-            };
-            let path = spool
-                .push(&event)
-                .map_err(|e| SpoolFailed(format!("{why}; and {e:#}")))?;
-            eprintln!(
-                "aegis: warning: {why}; {} {} spooled to {} (stored by the next call or `aegis flush`)",
-                event.kind,
-                event.ip,
-                path.display()
-            );
-            Ok(())
-        }
-    }
 }
 
-/// `aegis flush`: stores every spooled event.
-pub async fn flush(ctx: &Context, store: &dyn Storage) -> Result<()> {
+/// `aegis flush`: stores every spooled event now, waiting for a running writer first.
+pub async fn flush(ctx: &Context) -> Result<()> {
     let spool = ctx.spool();
-    let drained = spool.drain(store).await?;
+    let drained = spool
+        .store_all(true, || connect(&ctx.storage_url))
+        .await?
+        .unwrap_or_default();
     println!(
         "{} stored, {} already stored, {} unreadable (kept as .bad) from {}",
         drained.inserted,

@@ -1,13 +1,16 @@
-//! A durable local spool for events the store could not take.
+//! The durable local spool every recorded event passes through.
 //!
 //! One file per event, named by the event id: writes are fsync'd and renamed into
 //! place, so concurrent writers never see half a file and a retried event is spooled
-//! once. Draining records a batch and then deletes its files; two drains at once at
-//! worst record an event twice, which the store's idempotence absorbs.
+//! once. One writer at a time (an advisory lock on `.lock`) moves events into the
+//! store, a batch at a time, deleting files once stored; a crash between the two
+//! at worst records an event twice, which the store's idempotence absorbs.
 
-use std::fs;
+use std::fs::{self, File, TryLockError};
+use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aegis_core::{BanEvent, BatchOutcome, Storage};
@@ -15,6 +18,10 @@ use anyhow::{Context, Result};
 
 /// Events read from the spool per batch.
 const BATCH: usize = 2_000;
+/// Held by the one process storing spooled events.
+const LOCK: &str = ".lock";
+/// Why the last attempt to store spooled events failed; gone once one succeeds.
+const LAST_FAILURE: &str = ".last-failure";
 
 /// The spool directory.
 pub struct Spool {
@@ -30,6 +37,14 @@ pub struct Drained {
     pub duplicates: u64,
     /// Unreadable files, set aside with a `.bad` suffix.
     pub unreadable: u64,
+}
+
+impl std::ops::AddAssign for Drained {
+    fn add_assign(&mut self, other: Drained) {
+        self.inserted += other.inserted;
+        self.duplicates += other.duplicates;
+        self.unreadable += other.unreadable;
+    }
 }
 
 impl Spool {
@@ -62,8 +77,12 @@ impl Spool {
                 .create_new(true)
                 .open(&tmp)?;
             file.write_all(&body)?;
-            file.sync_all()?;
+            // Renamed before the fsync: the file's and the name's changes then
+            // reach the disk in one journal commit, and the directory's fsync
+            // finds little left to do. A writer may store the event before the
+            // fsync returns; that is harmless.
             fs::rename(&tmp, &target)?;
+            file.sync_all()?;
             fs::File::open(&self.dir)?.sync_all()
         };
         write().map_err(|e| {
@@ -97,13 +116,94 @@ impl Spool {
         Ok(files)
     }
 
-    /// Whether anything waits in the spool (a cheap check for the ban path).
-    pub fn has_pending(&self) -> bool {
+    /// Whether anything waits in the spool.
+    fn has_pending(&self) -> bool {
         self.pending(1).is_ok_and(|f| !f.is_empty())
     }
 
+    /// Whether a writer is storing spooled events now. One that is will also
+    /// store any event spooled before it lets go (see [`Spool::store_all`]).
+    pub fn writer_running(&self) -> bool {
+        File::open(self.dir.join(LOCK))
+            .is_ok_and(|f| matches!(f.try_lock(), Err(TryLockError::WouldBlock)))
+    }
+
+    /// The writer's lock; `None` when another writer holds it and `wait` is false.
+    fn lock(&self, wait: bool) -> Result<Option<File>> {
+        aegis_core::create_private_dir(&self.dir).context("cannot create the spool")?;
+        let path = self.dir.join(LOCK);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        if wait {
+            file.lock()
+                .with_context(|| format!("cannot lock {}", path.display()))?;
+            return Ok(Some(file));
+        }
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+    }
+
+    /// Stores every spooled event as the one writer, and keeps at it while events
+    /// arrive: a call that found the lock taken leaves its event to the holder.
+    /// `None` when another writer holds the lock and `wait` is false. The store
+    /// is opened only once the lock is held, so that a store that is slow to
+    /// answer keeps one writer waiting, not one per ban. A failure is noted for
+    /// the next `aegis ban` to report.
+    pub async fn store_all<F, Fut>(&self, wait: bool, open: F) -> Result<Option<Drained>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = aegis_core::Result<Arc<dyn Storage>>>,
+    {
+        let Some(mut lock) = self.lock(wait)? else {
+            return Ok(None);
+        };
+        let stored = async {
+            let store = open().await?;
+            let mut total = Drained::default();
+            loop {
+                total += self.drain(store.as_ref()).await?;
+                let _ = fs::remove_file(self.dir.join(LAST_FAILURE));
+                drop(lock);
+                // An event spooled while the lock was held may have been left to
+                // us; if another writer has the lock now, it is theirs.
+                if !self.has_pending() {
+                    return Ok(Some(total));
+                }
+                match self.lock(false)? {
+                    Some(again) => lock = again,
+                    None => return Ok(Some(total)),
+                }
+            }
+        };
+        stored
+            .await
+            .inspect_err(|e: &anyhow::Error| self.set_failure(&format!("{e:#}")))
+    }
+
+    /// Notes why spooled events could not be stored, for the next `aegis ban` to say.
+    pub fn set_failure(&self, why: &str) {
+        let line = why.lines().next().unwrap_or_default();
+        let _ = fs::write(self.dir.join(LAST_FAILURE), line);
+    }
+
+    /// Why the last attempt to store spooled events failed, if it did.
+    pub fn last_failure(&self) -> Option<String> {
+        fs::read_to_string(self.dir.join(LAST_FAILURE))
+            .ok()
+            .map(|s| s.trim().to_owned())
+    }
+
     /// Records every spooled event into `store`, deleting files once stored.
-    pub async fn drain(&self, store: &dyn Storage) -> Result<Drained> {
+    async fn drain(&self, store: &dyn Storage) -> Result<Drained> {
         let mut drained = Drained::default();
         loop {
             let files = self.pending(BATCH)?;

@@ -183,6 +183,7 @@ async fn online_backfill_fills_gaps_once_and_caches() {
             .status
             .success());
     }
+    sb.settle();
     let backfill = || {
         sb.aegis()
             .args(["geo", "backfill", "--online", "--json"])

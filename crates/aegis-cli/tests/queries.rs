@@ -30,6 +30,7 @@ fn seed(sb: &Sandbox) {
             .unwrap();
         assert!(out.status.success(), "{}", text(&out));
     }
+    sb.settle();
 }
 
 fn json(sb: &Sandbox, args: &[&str]) -> serde_json::Value {

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use aegis_core::{EventFilter, Page, Storage, StorageUrl, StoredEvent};
 
@@ -65,13 +66,29 @@ impl Sandbox {
             .unwrap()
     }
 
+    /// Every stored event, once the writers `aegis ban` started have stored the spool.
     pub async fn all_events(&self) -> Vec<StoredEvent> {
+        self.settle();
         let store = self.store().await;
         let page = Page {
             limit: Page::MAX_LIMIT,
             ..Page::default()
         };
         store.events(&EventFilter::default(), page).await.unwrap()
+    }
+
+    /// Waits until the writers `aegis ban` started have stored every spooled event.
+    pub fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.spooled() > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{} events still spooled after 10 s; last failure: {:?}",
+                self.spooled(),
+                std::fs::read_to_string(self.spool().join(".last-failure"))
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     pub fn spooled(&self) -> usize {

@@ -242,7 +242,7 @@ fn open_conn(path: &Path, flags: OpenFlags) -> Result<Connection> {
     // Room for every statement the backend prepares: re-preparing the ones that
     // fire triggers costs more than running them.
     conn.set_prepared_statement_cache_capacity(128);
-    conn.pragma_update(None, "synchronous", "NORMAL")
+    conn.pragma_update(None, "synchronous", "FULL")
         .map_err(sql_err)?;
     conn.pragma_update(None, "foreign_keys", "OFF")
         .map_err(sql_err)?;
