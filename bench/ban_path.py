@@ -3,8 +3,10 @@
 
 Prints p50/p95 over N calls on the embedded store, beside the lightest Python
 hook in the seed's style (interpreter start, argument parsing, one SQLite insert)
-timed by the same driver in the same run. Then times `aegis import fail2ban-db`
-on a generated fail2ban database beside a raw SQLite copy of the same rows.
+timed by the same driver in the same run; then how long after a call its event
+is in the store (the detached writer's work). Then times `aegis import
+fail2ban-db` on a generated fail2ban database beside a raw SQLite copy of the
+same rows.
 
     cargo build --release -p aegis-cli && python3 bench/ban_path.py [--calls 1000] [--rows 1000000]
 """
@@ -64,6 +66,20 @@ def ban_path(aegis, calls, work):
     print(f"  python hook (floor)  p50 {p50:7.2f} ms   p95 {pct(python_ms, .95):7.2f} ms")
     print(f"  /bin/true (spawn)    p50 {statistics.median(true_ms):7.2f} ms   p95 {pct(true_ms, .95):7.2f} ms   (the cost of starting any process here)")
     print(f"  aegis is {p50 / a50:.1f}x faster at the median (target: p50 <= 3 ms and >= 5x)")
+
+    # Until stored: the writer deletes the spool file once the store has the event.
+    spool = env["AEGIS_STORAGE_SPOOL_DIR"]
+    returned, stored = [], []
+    for i in range(min(calls, 200)):
+        args = ["--ip", f"10.200.{i // 256}.{i % 256}", "--jail", "sshd"]
+        t = time.perf_counter()
+        subprocess.run([aegis, "ban", *args], env=env, check=True, stdout=subprocess.DEVNULL)
+        returned.append((time.perf_counter() - t) * 1000)
+        while any(f.endswith(".json") for f in os.listdir(spool)):
+            time.sleep(0.0002)
+        stored.append((time.perf_counter() - t) * 1000)
+    print(f"  one call at a time: returned p50 {statistics.median(returned):.2f} ms, "
+          f"event in the store p50 {statistics.median(stored):.2f} ms / p95 {pct(stored, .95):.2f} ms")
 
 
 def fail2ban_db(path, rows):

@@ -33,7 +33,7 @@ pub enum Command {
     Ban(EventArgs),
     /// Record an unban (called by fail2ban's actionunban).
     Unban(EventArgs),
-    /// Store the events spooled while the store was unreachable.
+    /// Store every spooled event now (after any writer at work finishes).
     Flush,
     /// Headline figures, bans per day and top offenders.
     Stats(StatsArgs),

@@ -41,9 +41,9 @@ pub struct Settings {
 pub struct StorageSettings {
     /// Storage URL (default: the embedded database, see [`default_database_path`]).
     pub url: Option<String>,
-    /// Directory of the spool that keeps events while the store is unreachable.
+    /// Directory of the spool every recorded event passes through.
     pub spool_dir: Option<PathBuf>,
-    /// How long `aegis ban` waits for a remote store, in milliseconds.
+    /// How long `aegis ban` waits for the store when the spool cannot be written, in milliseconds.
     pub timeout_ms: Option<u64>,
     /// The MongoDB database when the URL's path names none (default `aegis`).
     pub database: Option<String>,
