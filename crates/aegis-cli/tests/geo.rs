@@ -113,6 +113,7 @@ fn a_broken_geo_database_never_blocks_a_ban() {
         "{}",
         text(&out)
     );
+    sb.settle();
     let out = sb
         .aegis()
         .args([
