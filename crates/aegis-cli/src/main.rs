@@ -9,6 +9,7 @@ mod install;
 mod record;
 mod show;
 mod spool;
+mod system_log;
 mod table;
 mod writer;
 

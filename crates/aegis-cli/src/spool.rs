@@ -16,6 +16,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aegis_core::{BanEvent, BatchOutcome, Storage};
 use anyhow::{Context, Result};
 
+use crate::system_log;
+
 /// Events read from the spool per batch.
 const BATCH: usize = 2_000;
 /// Held by the one process storing spooled events.
@@ -171,7 +173,13 @@ impl Spool {
             let mut total = Drained::default();
             loop {
                 total += self.drain(store.as_ref()).await?;
-                let _ = fs::remove_file(self.dir.join(LAST_FAILURE));
+                if fs::remove_file(self.dir.join(LAST_FAILURE)).is_ok() {
+                    system_log::notice(&format!(
+                        "the store takes events again; {} waiting in {} stored",
+                        total.inserted,
+                        self.dir.display()
+                    ));
+                }
                 drop(lock);
                 // An event spooled while the lock was held may have been left to
                 // us; if another writer has the lock now, it is theirs.
@@ -189,10 +197,24 @@ impl Spool {
             .inspect_err(|e: &anyhow::Error| self.set_failure(&format!("{e:#}")))
     }
 
-    /// Notes why spooled events could not be stored, for the next `aegis ban` to say.
+    /// Notes why spooled events could not be stored, for the next `aegis ban` to
+    /// say, and tells the system log when this starts.
     pub fn set_failure(&self, why: &str) {
         let line = why.lines().next().unwrap_or_default();
-        let _ = fs::write(self.dir.join(LAST_FAILURE), line);
+        let path = self.dir.join(LAST_FAILURE);
+        if !path.exists() {
+            system_log::warning(&format!(
+                "events wait in {} because the store did not take them: {line}",
+                self.dir.display()
+            ));
+        }
+        // Replaced whole, so that a call reading it never sees it half written.
+        let tmp = self
+            .dir
+            .join(format!("{LAST_FAILURE}.{}", std::process::id()));
+        if fs::write(&tmp, line).is_ok() {
+            let _ = fs::rename(&tmp, path);
+        }
     }
 
     /// Why the last attempt to store spooled events failed, if it did.

@@ -16,12 +16,14 @@ pub enum Error {
     #[error("storage error: {0}")]
     Storage(String),
     /// A filesystem operation failed.
-    #[error("{context}: {source}")]
+    // The cause is part of the message, so it is not also a `source()`: error
+    // chains would print it twice.
+    #[error("{context}: {cause}")]
     Io {
         /// What was being done.
         context: String,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -33,7 +35,7 @@ impl Error {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),
-            source,
+            cause: source,
         }
     }
 }
