@@ -2,13 +2,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use aegis_core::fail2ban::{open_log, parse_log_line, Fail2banDb, ImportItem};
 use aegis_core::geo::Geolocator;
-use aegis_core::{BanEvent, Storage, Tz};
+use aegis_core::{BanEvent, BatchOutcome, Storage, Tz};
 use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
+use tokio::task::JoinHandle;
 
 const BATCH: usize = 20_000;
 
@@ -43,20 +45,23 @@ impl ImportSummary {
     }
 }
 
-/// Feeds events to the store in batches and keeps the tally.
+/// Feeds events to the store in batches and keeps the tally. One batch is
+/// stored while the next is read: the store works on its own thread.
 struct Importer<'a> {
-    store: &'a dyn Storage,
+    store: Arc<dyn Storage>,
     geo: Option<&'a Geolocator>,
     pending: Vec<BanEvent>,
+    in_flight: Option<JoinHandle<aegis_core::Result<BatchOutcome>>>,
     summary: ImportSummary,
 }
 
 impl<'a> Importer<'a> {
-    fn new(store: &'a dyn Storage, geo: Option<&'a Geolocator>) -> Self {
+    fn new(store: Arc<dyn Storage>, geo: Option<&'a Geolocator>) -> Self {
         Importer {
             store,
             geo,
             pending: Vec::with_capacity(BATCH),
+            in_flight: None,
             summary: ImportSummary::default(),
         }
     }
@@ -83,19 +88,35 @@ impl<'a> Importer<'a> {
         Ok(())
     }
 
+    /// Hands the pending batch to the store, once the one before it is stored.
     async fn flush(&mut self) -> Result<()> {
+        self.settle().await?;
         if self.pending.is_empty() {
             return Ok(());
         }
-        let outcome = self.store.record_batch(&self.pending).await?;
-        self.summary.imported += outcome.inserted;
-        self.summary.duplicates += outcome.duplicates;
-        self.pending.clear();
+        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(BATCH));
+        let store = self.store.clone();
+        self.in_flight = Some(tokio::spawn(
+            async move { store.record_batch(&batch).await },
+        ));
+        // Lets the batch start before the caller reads on.
+        tokio::task::yield_now().await;
+        Ok(())
+    }
+
+    /// Waits for the batch in flight and counts it.
+    async fn settle(&mut self) -> Result<()> {
+        if let Some(stored) = self.in_flight.take() {
+            let outcome = stored.await.context("storing a batch failed")??;
+            self.summary.imported += outcome.inserted;
+            self.summary.duplicates += outcome.duplicates;
+        }
         Ok(())
     }
 
     async fn finish(mut self) -> Result<ImportSummary> {
         self.flush().await?;
+        self.settle().await?;
         Ok(self.summary)
     }
 }
@@ -120,7 +141,7 @@ fn progress(len: Option<u64>, what: &str) -> ProgressBar {
 
 /// `aegis import fail2ban-db`
 pub async fn fail2ban_db(
-    store: &dyn Storage,
+    store: Arc<dyn Storage>,
     geo: Option<&Geolocator>,
     path: &Path,
     host: &str,
@@ -145,7 +166,7 @@ pub async fn fail2ban_db(
 
 /// `aegis import log`
 pub async fn logs(
-    store: &dyn Storage,
+    store: Arc<dyn Storage>,
     geo: Option<&Geolocator>,
     paths: &[PathBuf],
     tz: Tz,

@@ -74,8 +74,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Flush => return record::flush(&ctx).await,
         _ => {}
     }
-    let store = connect(&ctx.storage_url).await?;
-    let store = store.as_ref();
+    let shared = connect(&ctx.storage_url).await?;
+    let store = shared.as_ref();
     match cli.command {
         Command::Stats(args) => show::stats(store, &args, ctx.time_zone()?).await,
         Command::Top(args) => show::top(store, &args).await,
@@ -91,7 +91,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Import(ImportCommand::Fail2banDb { path, host, json }) => {
             let geo = ctx.geolocator_or_builtin();
             let host = host.as_deref().unwrap_or(&ctx.host);
-            import::fail2ban_db(store, geo.as_ref(), &path, host, json).await
+            import::fail2ban_db(shared.clone(), geo.as_ref(), &path, host, json).await
         }
         Command::Import(ImportCommand::Log {
             paths,
@@ -109,7 +109,7 @@ async fn run(cli: Cli) -> Result<()> {
             };
             let geo = ctx.geolocator_or_builtin();
             let host = host.as_deref().unwrap_or(&ctx.host);
-            import::logs(store, geo.as_ref(), &paths, tz, host, json).await
+            import::logs(shared.clone(), geo.as_ref(), &paths, tz, host, json).await
         }
         Command::Ban(_)
         | Command::Unban(_)

@@ -14,13 +14,15 @@ fn fail2ban_db(path: &std::path::Path, rows: &[(&str, &str, i64, i64, i64, &str)
             bantime INTEGER NOT NULL, bancount INTEGER NOT NULL default 1, data JSON);",
     )
     .unwrap();
+    let tx = conn.unchecked_transaction().unwrap();
     for (jail, ip, time, bantime, bancount, data) in rows {
-        conn.execute(
+        tx.execute(
             "INSERT INTO bans VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             rusqlite::params![jail, ip, time, bantime, bancount, data],
         )
         .unwrap();
     }
+    tx.commit().unwrap();
 }
 
 #[tokio::test]
@@ -98,6 +100,42 @@ async fn fail2ban_db_import_is_idempotent_and_reads_the_quirks() {
             .any(|e| e.event.ip.to_string() == "198.51.100.9"),
         "mapped address normalised"
     );
+}
+
+/// More rows than one batch: each batch is stored while the next is read, and
+/// every one of them counts.
+#[tokio::test]
+async fn an_import_of_several_batches_counts_them_all() {
+    let sb = Sandbox::new();
+    let db = sb.path().join("fail2ban.sqlite3");
+    let t = chrono::Utc::now().timestamp() - 86_400;
+    let ips: Vec<String> = (0..45_000u32)
+        .map(|i| format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255))
+        .collect();
+    let rows: Vec<_> = ips
+        .iter()
+        .zip(0..)
+        .map(|(ip, i)| ("sshd", ip.as_str(), t + i, 600, 1, "{}"))
+        .collect();
+    fail2ban_db(&db, &rows);
+    for (imported, duplicates) in [(45_000, 0), (0, 45_000)] {
+        let out = sb
+            .aegis()
+            .args(["import", "fail2ban-db", "--json"])
+            .arg(&db)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            (&v["read"], &v["imported"], &v["duplicates"]),
+            (&45_000.into(), &imported.into(), &duplicates.into()),
+            "{v}"
+        );
+    }
+    let store = sb.store().await;
+    let all = aegis_core::EventFilter::default();
+    assert_eq!(store.count_events(&all).await.unwrap(), 45_000);
 }
 
 #[test]
