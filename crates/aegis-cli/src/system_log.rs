@@ -3,28 +3,34 @@
 //! The writer runs detached, and fail2ban logs a successful action's stderr at
 //! debug level only: a store that stops taking events would go unnoticed.
 
-use std::ffi::CString;
+use std::os::unix::net::UnixDatagram;
+
+/// Where the system log listens, unless `AEGIS_SYSLOG_SOCKET` says otherwise.
+const SOCKET: &str = "/dev/log";
+/// The daemon facility (3), shifted as syslog priorities want it.
+const DAEMON: u8 = 3 << 3;
+const WARNING: u8 = 4;
+const NOTICE: u8 = 5;
 
 /// Logs `message` as a warning.
 pub fn warning(message: &str) {
-    log(libc::LOG_WARNING, message);
+    log(WARNING, message);
 }
 
 /// Logs `message` as a notice.
 pub fn notice(message: &str) {
-    log(libc::LOG_NOTICE, message);
+    log(NOTICE, message);
 }
 
-#[allow(unsafe_code)]
-fn log(priority: libc::c_int, message: &str) {
-    let Ok(message) = CString::new(message) else {
-        return;
-    };
-    // SAFETY: both strings are NUL-terminated and outlive the calls; the
-    // message goes through "%s", never as a format.
-    unsafe {
-        libc::openlog(c"aegis".as_ptr(), libc::LOG_PID, libc::LOG_DAEMON);
-        libc::syslog(priority, c"%s".as_ptr(), message.as_ptr());
-        libc::closelog();
+/// Best effort: a machine without a system log loses only the line.
+fn log(severity: u8, message: &str) {
+    let socket = std::env::var_os("AEGIS_SYSLOG_SOCKET").unwrap_or_else(|| SOCKET.into());
+    let line = format!(
+        "<{}>aegis[{}]: {message}",
+        DAEMON | severity,
+        std::process::id()
+    );
+    if let Ok(sender) = UnixDatagram::unbound() {
+        let _ = sender.send_to(line.as_bytes(), socket);
     }
 }

@@ -453,6 +453,54 @@ async fn a_corrupt_database_spools_and_the_next_call_after_repair_stores_all() {
     assert!(!failure.exists(), "a success clears the failure");
 }
 
+/// The system log hears once when the store stops taking events, and once
+/// when it takes them again (fail2ban shows an action's stderr only at debug level).
+#[tokio::test]
+async fn the_system_log_hears_of_a_store_down_and_back() {
+    let sb = Sandbox::new();
+    let socket = sb.path().join("log.sock");
+    let log = std::os::unix::net::UnixDatagram::bind(&socket).unwrap();
+    log.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let next_line = || {
+        let mut buf = [0u8; 4096];
+        let n = log.recv(&mut buf).expect("a line in the system log");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let ban = |ip: &str| {
+        let out = sb
+            .aegis()
+            .env("AEGIS_SYSLOG_SOCKET", &socket)
+            .args(["ban", "--ip", ip, "--jail", "sshd"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    let blocker = sb.path().join("store");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    ban("192.0.2.1");
+    let down = next_line();
+    assert!(
+        down.starts_with("<28>aegis[") && down.contains("events wait in"),
+        "{down}"
+    );
+    assert!(down.contains("cannot create"), "{down}");
+    let note = sb.spool().join(".last-failure");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !note.exists() {
+        assert!(Instant::now() < deadline, "the writer noted no failure");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    std::fs::remove_file(&blocker).unwrap();
+    ban("192.0.2.2");
+    let back = next_line();
+    assert!(
+        back.starts_with("<29>aegis[") && back.contains("the store takes events again; 2 waiting"),
+        "{back}"
+    );
+    assert_eq!(sb.all_events().await.len(), 2);
+}
+
 #[tokio::test]
 async fn an_unwritable_spool_stores_directly() {
     let sb = Sandbox::new();
