@@ -6,6 +6,7 @@ use anyhow::Result;
 
 use crate::cli::Cli;
 use crate::spool::Spool;
+use crate::system_log::SystemLog;
 
 /// Settings resolved from defaults, file, environment and flags.
 pub struct Context {
@@ -51,6 +52,7 @@ impl Context {
                 .spool_dir
                 .clone()
                 .unwrap_or_else(|| aegis_core::data_dir().join("spool")),
+            SystemLog::new(self.settings.syslog_socket.clone()),
         )
     }
 

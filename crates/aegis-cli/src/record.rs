@@ -93,7 +93,7 @@ fn store_directly(ctx: &Context, event: &BanEvent) -> Result<()> {
 pub async fn flush(ctx: &Context) -> Result<()> {
     let spool = ctx.spool();
     let drained = spool
-        .store_all(true, || connect(&ctx.storage_url))
+        .store_all(&ctx.storage_url, true)
         .await?
         .unwrap_or_default();
     println!(

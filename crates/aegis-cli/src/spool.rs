@@ -7,16 +7,14 @@
 //! at worst records an event twice, which the store's idempotence absorbs.
 
 use std::fs::{self, File, TryLockError};
-use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aegis_core::{BanEvent, BatchOutcome, Storage};
+use aegis_core::{connect, BanEvent, BatchOutcome, Storage, StorageUrl};
 use anyhow::{Context, Result};
 
-use crate::system_log;
+use crate::system_log::SystemLog;
 
 /// Events read from the spool per batch.
 const BATCH: usize = 2_000;
@@ -28,6 +26,8 @@ const LAST_FAILURE: &str = ".last-failure";
 /// The spool directory.
 pub struct Spool {
     dir: PathBuf,
+    /// Told when the store stops or starts taking events.
+    log: SystemLog,
 }
 
 /// What a drain did.
@@ -41,18 +41,10 @@ pub struct Drained {
     pub unreadable: u64,
 }
 
-impl std::ops::AddAssign for Drained {
-    fn add_assign(&mut self, other: Drained) {
-        self.inserted += other.inserted;
-        self.duplicates += other.duplicates;
-        self.unreadable += other.unreadable;
-    }
-}
-
 impl Spool {
     /// The spool at `dir` (created on first write).
-    pub fn new(dir: PathBuf) -> Self {
-        Spool { dir }
+    pub fn new(dir: PathBuf, log: SystemLog) -> Self {
+        Spool { dir, log }
     }
 
     /// Where it lives.
@@ -160,21 +152,17 @@ impl Spool {
     /// is opened only once the lock is held, so that a store that is slow to
     /// answer keeps one writer waiting, not one per ban. A failure is noted for
     /// the next `aegis ban` to report.
-    pub async fn store_all<F, Fut>(&self, wait: bool, open: F) -> Result<Option<Drained>>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = aegis_core::Result<Arc<dyn Storage>>>,
-    {
+    pub async fn store_all(&self, url: &StorageUrl, wait: bool) -> Result<Option<Drained>> {
         let Some(mut lock) = self.lock(wait)? else {
             return Ok(None);
         };
         let stored = async {
-            let store = open().await?;
+            let store = connect(url).await?;
             let mut total = Drained::default();
             loop {
-                total += self.drain(store.as_ref()).await?;
+                self.drain(store.as_ref(), &mut total).await?;
                 if fs::remove_file(self.dir.join(LAST_FAILURE)).is_ok() {
-                    system_log::notice(&format!(
+                    self.log.notice(&format!(
                         "the store takes events again; {} waiting in {} stored",
                         total.inserted,
                         self.dir.display()
@@ -203,7 +191,7 @@ impl Spool {
         let line = why.lines().next().unwrap_or_default();
         let path = self.dir.join(LAST_FAILURE);
         if !path.exists() {
-            system_log::warning(&format!(
+            self.log.warning(&format!(
                 "events wait in {} because the store did not take them: {line}",
                 self.dir.display()
             ));
@@ -224,13 +212,13 @@ impl Spool {
             .map(|s| s.trim().to_owned())
     }
 
-    /// Records every spooled event into `store`, deleting files once stored.
-    async fn drain(&self, store: &dyn Storage) -> Result<Drained> {
-        let mut drained = Drained::default();
+    /// Records every spooled event into `store`, deleting files once stored,
+    /// and counts them into `drained`.
+    async fn drain(&self, store: &dyn Storage, drained: &mut Drained) -> Result<()> {
         loop {
             let files = self.pending(BATCH)?;
             if files.is_empty() {
-                return Ok(drained);
+                return Ok(());
             }
             let mut events = Vec::with_capacity(files.len());
             let mut stored = Vec::with_capacity(files.len());

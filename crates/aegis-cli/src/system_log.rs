@@ -4,33 +4,47 @@
 //! debug level only: a store that stops taking events would go unnoticed.
 
 use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
 
-/// Where the system log listens, unless `AEGIS_SYSLOG_SOCKET` says otherwise.
+/// Where the system log listens unless `syslog_socket` says otherwise.
 const SOCKET: &str = "/dev/log";
 /// The daemon facility (3), shifted as syslog priorities want it.
 const DAEMON: u8 = 3 << 3;
 const WARNING: u8 = 4;
 const NOTICE: u8 = 5;
 
-/// Logs `message` as a warning.
-pub fn warning(message: &str) {
-    log(WARNING, message);
+/// The system log's socket.
+pub struct SystemLog {
+    socket: PathBuf,
 }
 
-/// Logs `message` as a notice.
-pub fn notice(message: &str) {
-    log(NOTICE, message);
-}
+impl SystemLog {
+    /// The log at `socket`, else at `/dev/log`.
+    pub fn new(socket: Option<PathBuf>) -> Self {
+        SystemLog {
+            socket: socket.unwrap_or_else(|| SOCKET.into()),
+        }
+    }
 
-/// Best effort: a machine without a system log loses only the line.
-fn log(severity: u8, message: &str) {
-    let socket = std::env::var_os("AEGIS_SYSLOG_SOCKET").unwrap_or_else(|| SOCKET.into());
-    let line = format!(
-        "<{}>aegis[{}]: {message}",
-        DAEMON | severity,
-        std::process::id()
-    );
-    if let Ok(sender) = UnixDatagram::unbound() {
-        let _ = sender.send_to(line.as_bytes(), socket);
+    /// Logs `message` as a warning.
+    pub fn warning(&self, message: &str) {
+        self.log(WARNING, message);
+    }
+
+    /// Logs `message` as a notice.
+    pub fn notice(&self, message: &str) {
+        self.log(NOTICE, message);
+    }
+
+    /// Best effort: a machine without a system log loses only the line.
+    fn log(&self, severity: u8, message: &str) {
+        let line = format!(
+            "<{}>aegis[{}]: {message}",
+            DAEMON | severity,
+            std::process::id()
+        );
+        if let Ok(sender) = UnixDatagram::unbound() {
+            let _ = sender.send_to(line.as_bytes(), &self.socket);
+        }
     }
 }

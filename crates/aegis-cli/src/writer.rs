@@ -5,8 +5,6 @@ use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use aegis_core::connect;
-
 use crate::context::Context;
 use crate::spool::Spool;
 
@@ -64,11 +62,7 @@ fn run(ctx: &Context, spool: &Spool) -> bool {
         return false;
     };
     let stored = runtime.block_on(async {
-        tokio::time::timeout(
-            WRITER_TIMEOUT,
-            spool.store_all(false, || connect(&ctx.storage_url)),
-        )
-        .await
+        tokio::time::timeout(WRITER_TIMEOUT, spool.store_all(&ctx.storage_url, false)).await
     });
     match stored {
         Ok(outcome) => outcome.is_ok(),

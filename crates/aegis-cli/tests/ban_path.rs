@@ -346,7 +346,7 @@ async fn bad_inputs_table() {
         .unwrap();
     assert!(!bin.event.matches[0].chars().any(char::is_control));
     assert!(
-        sb.spooled() == 0 && !sb.spool().join(".last-failure").exists(),
+        sb.spooled() == 0 && !sb.failure_note().exists(),
         "the writers stored every event"
     );
 }
@@ -411,7 +411,7 @@ async fn store_down_spools_everything_and_flush_restores_it() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(sb.spooled(), 0);
     assert_eq!(sb.all_events().await.len(), 1000);
-    assert!(!sb.spool().join(".last-failure").exists());
+    assert!(!sb.failure_note().exists());
     let out = sb.aegis().arg("flush").output().unwrap();
     assert!(
         String::from_utf8_lossy(&out.stdout).starts_with("0 stored"),
@@ -437,12 +437,7 @@ async fn a_corrupt_database_spools_and_the_next_call_after_repair_stores_all() {
     };
     assert_eq!(ban("192.0.2.1"), "");
     assert_eq!(sb.spooled(), 1);
-    let failure = sb.spool().join(".last-failure");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !failure.exists() {
-        assert!(Instant::now() < deadline, "the writer noted no failure");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    sb.wait_for_failure_note();
     std::fs::remove_file(&db).unwrap();
     let warning = ban("192.0.2.2");
     assert!(
@@ -450,7 +445,7 @@ async fn a_corrupt_database_spools_and_the_next_call_after_repair_stores_all() {
         "{warning}"
     );
     assert_eq!(sb.all_events().await.len(), 2, "the writer stored both");
-    assert!(!failure.exists(), "a success clears the failure");
+    assert!(!sb.failure_note().exists(), "a success clears the failure");
 }
 
 /// The system log hears once when the store stops taking events, and once
@@ -484,12 +479,7 @@ async fn the_system_log_hears_of_a_store_down_and_back() {
         "{down}"
     );
     assert!(down.contains("cannot create"), "{down}");
-    let note = sb.spool().join(".last-failure");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !note.exists() {
-        assert!(Instant::now() < deadline, "the writer noted no failure");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    sb.wait_for_failure_note();
 
     std::fs::remove_file(&blocker).unwrap();
     ban("192.0.2.2");
@@ -577,7 +567,7 @@ async fn two_hundred_concurrent_processes() {
     assert_eq!(events.len(), 200);
     let ips: std::collections::HashSet<_> = events.iter().map(|e| e.event.ip).collect();
     assert_eq!(ips.len(), 200);
-    assert!(!sb.spool().join(".last-failure").exists());
+    assert!(!sb.failure_note().exists());
 }
 
 /// A MongoDB test server of this test's own, on a port it can stop and restart.

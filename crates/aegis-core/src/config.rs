@@ -25,6 +25,8 @@ pub struct Settings {
     pub host: Option<String>,
     /// IANA time zone for days in charts and reports (default: UTC).
     pub timezone: Option<String>,
+    /// The system log's socket (default `/dev/log`).
+    pub syslog_socket: Option<PathBuf>,
     /// Where events are stored.
     pub storage: StorageSettings,
     /// Geolocation sources.
@@ -224,7 +226,7 @@ impl Settings {
 /// top-level key; other `AEGIS_*` variables (e.g. for tests) are ignored.
 fn env_provider() -> Env {
     const SECTIONS: [&str; 4] = ["storage", "geo", "web", "report"];
-    const TOP: [&str; 2] = ["host", "timezone"];
+    const TOP: [&str; 3] = ["host", "timezone", "syslog_socket"];
     Env::prefixed("AEGIS_")
         .filter(|key| {
             let key = key.as_str().to_ascii_lowercase();

@@ -85,8 +85,22 @@ impl Sandbox {
                 Instant::now() < deadline,
                 "{} events still spooled after 10 s; last failure: {:?}",
                 self.spooled(),
-                std::fs::read_to_string(self.spool().join(".last-failure"))
+                std::fs::read_to_string(self.failure_note())
             );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Where a writer notes why the store did not take spooled events.
+    pub fn failure_note(&self) -> PathBuf {
+        self.spool().join(".last-failure")
+    }
+
+    /// Waits until a writer has noted a failure.
+    pub fn wait_for_failure_note(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.failure_note().exists() {
+            assert!(Instant::now() < deadline, "the writer noted no failure");
             std::thread::sleep(Duration::from_millis(10));
         }
     }
