@@ -116,7 +116,11 @@
       }
     });
     el.dataset.rendered = Object.keys(data.countries).length;
-    window.addEventListener('resize', function () { map.updateSize(); });
+    // A resize can pass through a moment with no room for the map (a full-page
+    // screenshot does); scaling to zero would write NaN into every shape.
+    window.addEventListener('resize', function () {
+      if (el.clientWidth > 0 && el.clientHeight > 0) map.updateSize();
+    });
   }
 
   // ---- Latest events, refreshed -------------------------------------------
