@@ -1,0 +1,268 @@
+//! The durable local spool every recorded event passes through.
+//!
+//! One file per event, named by the event id: writes are fsync'd and renamed into
+//! place, so concurrent writers never see half a file and a retried event is spooled
+//! once. One writer at a time (an advisory lock on `.lock`) moves events into the
+//! store, a batch at a time, deleting files once stored; a crash between the two
+//! at worst records an event twice, which the store's idempotence absorbs.
+
+use std::fs::{self, File, TryLockError};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aegis_core::{connect, BanEvent, BatchOutcome, Storage, StorageUrl};
+use anyhow::{Context, Result};
+
+use crate::system_log::SystemLog;
+
+/// Events read from the spool per batch.
+const BATCH: usize = 2_000;
+/// Held by the one process storing spooled events.
+const LOCK: &str = ".lock";
+/// Why the last attempt to store spooled events failed; gone once one succeeds.
+const LAST_FAILURE: &str = ".last-failure";
+
+/// The spool directory.
+pub struct Spool {
+    dir: PathBuf,
+    /// Told when the store stops or starts taking events.
+    log: SystemLog,
+}
+
+/// What a drain did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Drained {
+    /// Events newly stored.
+    pub inserted: u64,
+    /// Events the store already had.
+    pub duplicates: u64,
+    /// Unreadable files, set aside with a `.bad` suffix.
+    pub unreadable: u64,
+}
+
+impl Spool {
+    /// The spool at `dir` (created on first write).
+    pub fn new(dir: PathBuf, log: SystemLog) -> Self {
+        Spool { dir, log }
+    }
+
+    /// Where it lives.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Creates the spool, owner-only (0700) where newly made: it holds attackers'
+    /// addresses and the hosts they hit.
+    fn create_dir(&self) -> Result<()> {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&self.dir)
+            .with_context(|| format!("cannot create the spool {}", self.dir.display()))
+    }
+
+    /// Writes `event` durably.
+    pub fn push(&self, event: &BanEvent) -> Result<PathBuf> {
+        self.create_dir()?;
+        let name = format!("{}.json", event.id());
+        let target = self.dir.join(&name);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let tmp = self
+            .dir
+            .join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
+        let body = serde_json::to_vec(event)?;
+        let write = || -> std::io::Result<()> {
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
+            file.write_all(&body)?;
+            // Renamed before the fsync: the file's and the name's changes then
+            // reach the disk in one journal commit, and the directory's fsync
+            // finds little left to do. A writer may store the event before the
+            // fsync returns; that is harmless.
+            fs::rename(&tmp, &target)?;
+            file.sync_all()?;
+            fs::File::open(&self.dir)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            anyhow::Error::new(e)
+                .context(format!("cannot write to the spool {}", self.dir.display()))
+        })?;
+        Ok(target)
+    }
+
+    /// Spooled event files, at most `limit`.
+    fn pending(&self, limit: usize) -> Result<Vec<PathBuf>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot read the spool {}", self.dir.display()))
+            }
+        };
+        let mut files = Vec::new();
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                files.push(path);
+                if files.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    /// Whether anything waits in the spool.
+    fn has_pending(&self) -> bool {
+        self.pending(1).is_ok_and(|f| !f.is_empty())
+    }
+
+    /// Whether a writer is storing spooled events now. One that is will also
+    /// store any event spooled before it lets go (see [`Spool::store_all`]).
+    pub fn writer_running(&self) -> bool {
+        File::open(self.dir.join(LOCK))
+            .is_ok_and(|f| matches!(f.try_lock(), Err(TryLockError::WouldBlock)))
+    }
+
+    /// The writer's lock; `None` when another writer holds it and `wait` is false.
+    fn lock(&self, wait: bool) -> Result<Option<File>> {
+        self.create_dir()?;
+        let path = self.dir.join(LOCK);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        if wait {
+            file.lock()
+                .with_context(|| format!("cannot lock {}", path.display()))?;
+            return Ok(Some(file));
+        }
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+    }
+
+    /// Stores every spooled event as the one writer, and keeps at it while events
+    /// arrive: a call that found the lock taken leaves its event to the holder.
+    /// `None` when another writer holds the lock and `wait` is false. The store
+    /// is opened only once the lock is held, so that a store that is slow to
+    /// answer keeps one writer waiting, not one per ban. A failure is noted for
+    /// the next `aegis ban` to report.
+    pub async fn store_all(&self, url: &StorageUrl, wait: bool) -> Result<Option<Drained>> {
+        let Some(mut lock) = self.lock(wait)? else {
+            return Ok(None);
+        };
+        let stored = async {
+            let store = connect(url).await?;
+            let mut total = Drained::default();
+            loop {
+                self.drain(store.as_ref(), &mut total).await?;
+                if fs::remove_file(self.dir.join(LAST_FAILURE)).is_ok() {
+                    self.log.notice(&format!(
+                        "the store takes events again; {} waiting in {} stored",
+                        total.inserted,
+                        self.dir.display()
+                    ));
+                }
+                drop(lock);
+                // An event spooled while the lock was held may have been left to
+                // us; if another writer has the lock now, it is theirs.
+                if !self.has_pending() {
+                    return Ok(Some(total));
+                }
+                match self.lock(false)? {
+                    Some(again) => lock = again,
+                    None => return Ok(Some(total)),
+                }
+            }
+        };
+        stored
+            .await
+            .inspect_err(|e: &anyhow::Error| self.set_failure(&format!("{e:#}")))
+    }
+
+    /// Notes why spooled events could not be stored, for the next `aegis ban` to
+    /// say, and tells the system log when this starts.
+    pub fn set_failure(&self, why: &str) {
+        let line = why.lines().next().unwrap_or_default();
+        let path = self.dir.join(LAST_FAILURE);
+        if !path.exists() {
+            self.log.warning(&format!(
+                "events wait in {} because the store did not take them: {line}",
+                self.dir.display()
+            ));
+        }
+        // Replaced whole, so that a call reading it never sees it half written.
+        let tmp = self
+            .dir
+            .join(format!("{LAST_FAILURE}.{}", std::process::id()));
+        if fs::write(&tmp, line).is_ok() {
+            let _ = fs::rename(&tmp, path);
+        }
+    }
+
+    /// Why the last attempt to store spooled events failed, if it did.
+    pub fn last_failure(&self) -> Option<String> {
+        fs::read_to_string(self.dir.join(LAST_FAILURE))
+            .ok()
+            .map(|s| s.trim().to_owned())
+    }
+
+    /// Records every spooled event into `store`, deleting files once stored,
+    /// and counts them into `drained`.
+    async fn drain(&self, store: &dyn Storage, drained: &mut Drained) -> Result<()> {
+        loop {
+            let files = self.pending(BATCH)?;
+            if files.is_empty() {
+                return Ok(());
+            }
+            let mut events = Vec::with_capacity(files.len());
+            let mut stored = Vec::with_capacity(files.len());
+            for path in files {
+                let parsed = fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<BanEvent>(&b).ok())
+                    .filter(|e| e.validate().is_ok());
+                match parsed {
+                    Some(event) => {
+                        events.push(event);
+                        stored.push(path);
+                    }
+                    None if path.exists() => {
+                        drained.unreadable += 1;
+                        let _ = fs::rename(&path, path.with_extension("json.bad"));
+                    }
+                    None => {} // another drain took it
+                }
+            }
+            let BatchOutcome {
+                inserted,
+                duplicates,
+            } = store.record_batch(&events).await?;
+            drained.inserted += inserted;
+            drained.duplicates += duplicates;
+            for path in stored {
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e).context(format!("cannot delete {}", path.display())),
+                }
+            }
+        }
+    }
+}

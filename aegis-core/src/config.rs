@@ -1,0 +1,426 @@
+//! Settings: defaults, then `/etc/aegis/aegis.toml` (or `--config`), then `AEGIS_*`
+//! environment variables; binaries apply their flags last.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::storage::StorageUrl;
+
+/// The system-wide configuration file, read when present.
+pub const SYSTEM_CONFIG: &str = "/etc/aegis/aegis.toml";
+
+/// All of Aegis's settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Name this machine reports as (default: its host name).
+    pub host: Option<String>,
+    /// IANA time zone for days in charts and reports (default: UTC).
+    pub timezone: Option<String>,
+    /// The system log's socket (default `/dev/log`).
+    pub syslog_socket: Option<PathBuf>,
+    /// Where events are stored.
+    pub storage: StorageSettings,
+    /// Geolocation sources.
+    pub geo: GeoSettings,
+    /// The dashboard.
+    pub web: WebSettings,
+    /// The daily report.
+    pub report: ReportSettings,
+}
+
+/// `[storage]`
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSettings {
+    /// Storage URL (default: `aegis.db` in [`Settings::data_dir`]).
+    pub url: Option<String>,
+    /// Directory of the spool every recorded event passes through.
+    pub spool_dir: Option<PathBuf>,
+    /// How long `aegis ban` waits for the store when the spool cannot be written, in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// The MongoDB database when the URL's path names none (default `aegis`).
+    pub database: Option<String>,
+}
+
+impl fmt::Debug for StorageSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry a password: show it redacted.
+        let url = self.url.as_deref().map(|u| match StorageUrl::parse(u) {
+            Ok(url) => url.to_string(),
+            Err(_) => "<invalid>".to_owned(),
+        });
+        f.debug_struct("StorageSettings")
+            .field("url", &url)
+            .field("spool_dir", &self.spool_dir)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("database", &self.database)
+            .finish()
+    }
+}
+
+/// `[geo]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeoSettings {
+    /// MaxMind-format city database.
+    pub city_db: Option<PathBuf>,
+    /// MaxMind-format ASN database.
+    pub asn_db: Option<PathBuf>,
+    /// Ask the online provider (ip-api.com) during backfills for what local data lacks.
+    pub online: bool,
+    /// The provider's address (default `http://ip-api.com`).
+    pub online_url: Option<String>,
+    /// Requests a minute the provider allows (default 15, ip-api.com's batch limit).
+    pub online_per_minute: Option<u32>,
+}
+
+/// A password, token or key: its `Debug` shows `****`, so printing settings never reveals it.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(secret: String) -> Self {
+        Secret(secret)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(secret: &str) -> Self {
+        Secret(secret.to_owned())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("****")
+    }
+}
+
+/// `[web]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSettings {
+    /// Address to listen on (default 127.0.0.1:8080).
+    pub bind: Option<String>,
+    /// Public URL of the dashboard, for links in reports.
+    pub public_url: Option<String>,
+    /// A bearer token (also accepted as the password of HTTP basic auth).
+    pub token: Option<Secret>,
+    /// The user name of HTTP basic auth.
+    pub user: Option<String>,
+    /// The basic-auth password as an Argon2 PHC string (`aegis-web hash-password`).
+    pub password_hash: Option<Secret>,
+    /// Serve a non-loopback address without authentication (for a trusted proxy).
+    pub allow_unauthenticated: bool,
+}
+
+/// How `[report] transport` sends the report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum MailTransport {
+    /// An SMTP server (the default).
+    #[default]
+    Smtp,
+    /// Mandrill (Mailchimp Transactional), an HTTP mail API.
+    Mandrill,
+}
+
+/// How `[report] smtp_tls` encrypts the SMTP connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum SmtpTls {
+    /// Upgrade with STARTTLS (usually port 587; the default).
+    #[default]
+    StartTls,
+    /// TLS from the first byte (usually port 465).
+    Implicit,
+    /// Plain text: only to a server on this machine.
+    None,
+}
+
+/// A setting that is one of a few words: parsed when settings load, with advice.
+macro_rules! word_setting {
+    ($type:ident, $key:literal, $advice:literal, $($variant:ident = $word:literal),+) => {
+        impl TryFrom<String> for $type {
+            type Error = String;
+            fn try_from(word: String) -> std::result::Result<Self, String> {
+                match word.as_str() {
+                    $($word => Ok($type::$variant),)+
+                    other => Err(format!(concat!($key, " = {:?}: ", $advice), other)),
+                }
+            }
+        }
+
+        impl From<$type> for String {
+            fn from(value: $type) -> String {
+                match value {
+                    $($type::$variant => $word.into(),)+
+                }
+            }
+        }
+    };
+}
+
+word_setting!(
+    MailTransport,
+    "transport",
+    "use \"smtp\" or \"mandrill\"",
+    Smtp = "smtp",
+    Mandrill = "mandrill"
+);
+word_setting!(
+    SmtpTls,
+    "smtp_tls",
+    "use \"starttls\" (port 587), \"tls\" (port 465) or \"none\" (localhost only)",
+    StartTls = "starttls",
+    Implicit = "tls",
+    None = "none"
+);
+
+/// `[report]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSettings {
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Sender address.
+    pub from: Option<String>,
+    /// How to send: "smtp" (default) or "mandrill".
+    pub transport: MailTransport,
+    /// SMTP server (default localhost).
+    pub smtp_host: Option<String>,
+    /// SMTP port (default: 465 for tls, 587 for starttls, 25 for none).
+    pub smtp_port: Option<u16>,
+    /// "starttls" (default), "tls" (implicit, port 465) or "none" (localhost only).
+    pub smtp_tls: SmtpTls,
+    /// SMTP user name.
+    pub smtp_user: Option<String>,
+    /// SMTP password (config file or AEGIS_REPORT_SMTP_PASSWORD; never a flag).
+    pub smtp_password: Option<Secret>,
+    /// Mandrill (Mailchimp Transactional) API key (or AEGIS_REPORT_API_KEY).
+    pub api_key: Option<Secret>,
+    /// The HTTP API's base URL (default `https://mandrillapp.com/api/1.0`).
+    pub api_url: Option<String>,
+    /// Seconds to wait for the mail server or API (default 30).
+    pub timeout_secs: Option<u64>,
+    /// Offenders listed (default 10).
+    pub top: Option<u32>,
+    /// Send nothing on a day without bans.
+    pub skip_quiet: bool,
+    /// Directory of templates overriding the built-in ones.
+    pub templates: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Loads defaults, the config file (`path`, else [`SYSTEM_CONFIG`] when it exists)
+    /// and `AEGIS_*` variables. Unknown keys are errors that name the key.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        match path {
+            Some(p) if !p.is_file() => {
+                return Err(Error::Config(format!(
+                    "config file {} does not exist (print an example with `aegis config example`)",
+                    p.display()
+                )))
+            }
+            Some(p) => figment = figment.merge(Toml::file_exact(p)),
+            None if Path::new(SYSTEM_CONFIG).is_file() => {
+                figment = figment.merge(Toml::file_exact(SYSTEM_CONFIG))
+            }
+            None => {}
+        }
+        figment = figment.merge(env_provider());
+        figment
+            .extract()
+            .map_err(|e| Error::Config(e.to_string().replace("unknown field", "unknown key")))
+    }
+
+    /// The storage URL to use: the configured one, else the embedded default.
+    pub fn storage_url(&self) -> Result<StorageUrl> {
+        let url = match &self.storage.url {
+            Some(url) => StorageUrl::parse(url)?,
+            None => StorageUrl::parse(&format!(
+                "sqlite://{}",
+                Self::data_dir().join("aegis.db").display()
+            ))?,
+        };
+        match &self.storage.database {
+            Some(name) => url.with_database(name),
+            None => Ok(url),
+        }
+    }
+
+    /// The spool every recorded event passes through: `[storage] spool_dir`,
+    /// else `spool/` in [`Settings::data_dir`].
+    pub fn spool_dir(&self) -> PathBuf {
+        self.storage
+            .spool_dir
+            .clone()
+            .unwrap_or_else(|| Self::data_dir().join("spool"))
+    }
+
+    /// Aegis's data directory, where the embedded store and the spool live by
+    /// default: `/var/lib/aegis` for root, else `$XDG_DATA_HOME/aegis` (or
+    /// `~/.local/share/aegis`).
+    pub fn data_dir() -> PathBuf {
+        if is_root() {
+            return PathBuf::from("/var/lib/aegis");
+        }
+        let base = std::env::var_os("XDG_DATA_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        base.join("aegis")
+    }
+
+    /// The time zone for days (default UTC).
+    pub fn time_zone(&self) -> Result<chrono_tz::Tz> {
+        match &self.timezone {
+            None => Ok(chrono_tz::UTC),
+            Some(name) => name.parse().map_err(|_| {
+                Error::Config(format!(
+                    "unknown time zone {name:?}: use an IANA name such as \"Europe/Berlin\" or \"UTC\""
+                ))
+            }),
+        }
+    }
+}
+
+/// `AEGIS_SECTION_KEY` maps to `section.key` for the known sections, `AEGIS_KEY` to a
+/// top-level key; other `AEGIS_*` variables (e.g. for tests) are ignored.
+fn env_provider() -> Env {
+    const SECTIONS: [&str; 4] = ["storage", "geo", "web", "report"];
+    const TOP: [&str; 3] = ["host", "timezone", "syslog_socket"];
+    Env::prefixed("AEGIS_")
+        .filter(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            TOP.contains(&key.as_str())
+                || SECTIONS.iter().any(|s| {
+                    key.strip_prefix(s)
+                        .is_some_and(|rest| rest.starts_with('_'))
+                })
+        })
+        .map(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            match SECTIONS.iter().find_map(|s| {
+                key.strip_prefix(s)
+                    .and_then(|r| r.strip_prefix('_'))
+                    .map(|r| (s, r))
+            }) {
+                Some((section, rest)) => format!("{section}.{rest}").into(),
+                None => key.into(),
+            }
+        })
+        .split("__")
+}
+
+/// Creates `dir` and its parents, owner-only (0700) where newly made: the store and
+/// the spool hold attackers' addresses and the hosts they hit.
+#[cfg(feature = "sqlite")]
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))
+}
+
+fn is_root() -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(meta) = std::fs::metadata("/proc/self") {
+            return meta.uid() == 0;
+        }
+    }
+    std::env::var("USER").is_ok_and(|u| u == "root")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_setting_completes_a_mongodb_url() {
+        let mut settings = Settings::default();
+        settings.storage.url = Some("mongodb://u:pw@db1,db2/?replicaSet=rs0".into());
+        settings.storage.database = Some("attacks".into());
+        assert_eq!(
+            settings.storage_url().unwrap().expose(),
+            "mongodb://u:pw@db1,db2/attacks?replicaSet=rs0"
+        );
+        settings.storage.url = Some("mongodb+srv://cluster0.example.net".into());
+        assert_eq!(
+            settings.storage_url().unwrap().expose(),
+            "mongodb+srv://cluster0.example.net/attacks"
+        );
+        settings.storage.url = Some("mongodb://db1/attacks".into());
+        assert!(
+            settings.storage_url().is_ok(),
+            "the same name twice is fine"
+        );
+        settings.storage.url = Some("mongodb://db1/other".into());
+        let err = settings.storage_url().unwrap_err().to_string();
+        assert!(err.contains("other") && err.contains("attacks"), "{err}");
+        settings.storage.url = Some("mongodb://db1".into());
+        settings.storage.database = Some("a/b".into());
+        assert!(settings.storage_url().is_err());
+        settings.storage.url = Some("sqlite::memory:".into());
+        settings.storage.database = Some("attacks".into());
+        let err = settings.storage_url().unwrap_err().to_string();
+        assert!(err.contains("MongoDB"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aegis.toml");
+        std::fs::write(&path, "[storage]\nurll = \"sqlite::memory:\"\n").unwrap();
+        let err = Settings::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("urll"), "{err}");
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error() {
+        let err = Settings::load(Some(Path::new("/nonexistent/aegis.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let mut s = Settings::default();
+        s.storage.url = Some("mongodb://u:hunter2@db/aegis".into());
+        s.report.smtp_password = Some("swordfish".into());
+        s.report.api_key = Some("md-secret".into());
+        s.web.token = Some("t0ken".into());
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("hunter2")
+                && !shown.contains("swordfish")
+                && !shown.contains("md-secret")
+                && !shown.contains("t0ken")
+        );
+    }
+}

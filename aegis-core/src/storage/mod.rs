@@ -1,0 +1,191 @@
+//! The `Storage` trait and `connect(url)`, which picks a backend from the URL
+//! scheme and hands it out behind the one front that validates every input.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::error::{Error, Result};
+use crate::event::{BanEvent, Geo};
+use crate::query::{
+    BatchOutcome, DayCount, EventFilter, Offender, Page, Recorded, StatsQuery, StoredEvent,
+    Summary, TopBy, TopEntry,
+};
+
+mod checked;
+#[cfg(feature = "mongodb")]
+mod mongo;
+pub(crate) mod shared;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod url;
+
+use checked::Checked;
+use url::Backend;
+pub use url::{StorageUrl, ACCEPTED_URLS};
+
+/// A store of ban events with the statistics Aegis shows.
+///
+/// Object-safe: front ends hold an `Arc<dyn Storage>` from [`connect`], whose
+/// inputs have been validated and normalised (addresses canonical, pages
+/// bounded, events and locations checked) before any backend sees them.
+/// Recording is idempotent on [`BanEvent::id`].
+#[async_trait]
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// Stores one event, or reports that it is already stored.
+    async fn record(&self, event: &BanEvent) -> Result<Recorded> {
+        let outcome = self.record_batch(std::slice::from_ref(event)).await?;
+        Ok(if outcome.inserted == 1 {
+            Recorded::Inserted
+        } else {
+            Recorded::Duplicate
+        })
+    }
+
+    /// Stores many events at once; events already stored (or repeated in the batch) count as duplicates.
+    async fn record_batch(&self, events: &[BanEvent]) -> Result<BatchOutcome>;
+
+    /// Lists events matching `filter`, ordered by time, one page at a time.
+    async fn events(&self, filter: &EventFilter, page: Page) -> Result<Vec<StoredEvent>>;
+
+    /// Counts events matching `filter`.
+    async fn count_events(&self, filter: &EventFilter) -> Result<u64>;
+
+    /// Headline figures for a range.
+    async fn summary(&self, query: &StatsQuery) -> Result<Summary>;
+
+    /// New bans in a range: [`Summary::bans`] alone, cheap enough for any range
+    /// (the dashboard compares each period with the one before it).
+    async fn ban_count(&self, query: &StatsQuery) -> Result<u64> {
+        Ok(self.summary(query).await?.bans)
+    }
+
+    /// New bans per calendar day in `tz`, every day of the range present (zero-filled).
+    ///
+    /// The range is widened to whole local days.
+    async fn bans_per_day(&self, query: &StatsQuery, tz: Tz) -> Result<Vec<DayCount>>;
+
+    /// The most banned addresses, most bans first (ties: most recent first, then address).
+    async fn top_offenders(&self, query: &StatsQuery, limit: u32) -> Result<Vec<Offender>>;
+
+    /// A ranking of countries, jails, hosts, ASNs or networks, most bans first (ties by key).
+    async fn top(&self, query: &StatsQuery, by: TopBy, limit: u32) -> Result<Vec<TopEntry>>;
+
+    /// Every stored event of one address, oldest first.
+    async fn ip_history(&self, ip: IpAddr) -> Result<Vec<StoredEvent>>;
+
+    /// Deletes events older than `before`; returns how many went.
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64>;
+
+    /// Sets the geolocation of every stored event of `ip`; returns how many changed.
+    async fn set_geo(&self, ip: IpAddr, geo: &Geo) -> Result<u64>;
+
+    /// [`Storage::set_geo`] for many addresses; backends override it to batch.
+    async fn set_geo_many(&self, updates: &[(IpAddr, Geo)]) -> Result<u64> {
+        let mut changed = 0;
+        for (ip, geo) in updates {
+            changed += self.set_geo(*ip, geo).await?;
+        }
+        Ok(changed)
+    }
+
+    /// Distinct stored addresses, in address order, after `after` (for backfills).
+    async fn distinct_ips(&self, after: Option<IpAddr>, limit: u32) -> Result<Vec<IpAddr>>;
+
+    /// The cache of the online geolocation provider's answers kept beside the events.
+    fn geo_cache(&self) -> &dyn GeoCache;
+}
+
+/// Answers of the online geolocation provider, kept so that no address is asked twice.
+#[async_trait]
+pub trait GeoCache: Send + Sync {
+    /// Cached answers for `ips` (absent: not cached; `None`: the provider knew nothing).
+    async fn cached_geo(&self, ips: &[IpAddr]) -> Result<Vec<(IpAddr, Option<Geo>)>>;
+
+    /// Caches answers.
+    async fn cache_geo(&self, answers: &[(IpAddr, Option<Geo>)]) -> Result<()>;
+}
+
+/// How a process uses its store: backends size caches and pools for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Workload {
+    /// Commands and imports: generous caches for bulk writes (the default).
+    #[default]
+    Batch,
+    /// A long-running server of reads, such as the dashboard: small, bounded memory.
+    Serve,
+}
+
+/// Opens the store named by `url`, creating the database and its schema when needed.
+pub async fn connect(url: &StorageUrl) -> Result<Arc<dyn Storage>> {
+    connect_for(url, Workload::Batch).await
+}
+
+/// [`connect`], with caches sized for `workload`.
+pub async fn connect_for(url: &StorageUrl, workload: Workload) -> Result<Arc<dyn Storage>> {
+    match url.backend()? {
+        #[cfg(feature = "sqlite")]
+        Backend::SqliteMemory => Ok(Arc::new(Checked(sqlite::SqliteStorage::open_in_memory()?))),
+        #[cfg(feature = "sqlite")]
+        Backend::SqliteFile(path) => {
+            let storage = tokio::task::spawn_blocking(move || {
+                sqlite::SqliteStorage::open_for(&path, workload)
+            })
+            .await
+            .map_err(|e| Error::Storage(format!("opening the database failed: {e}")))??;
+            Ok(Arc::new(Checked(storage)))
+        }
+        #[cfg(feature = "mongodb")]
+        Backend::Mongo => Ok(Arc::new(Checked(mongo::MongoStorage::connect(url).await?))),
+        #[allow(unreachable_patterns)] // every backend compiled in
+        backend => Err(not_compiled(url, &backend)),
+    }
+}
+
+/// Deletes the store named by `url` and everything in it: the SQLite file with
+/// its journal, or the MongoDB database. There is no undo; test suites and
+/// throw-away stores use it.
+pub async fn destroy(url: &StorageUrl) -> Result<()> {
+    match url.backend()? {
+        Backend::SqliteMemory => Ok(()),
+        #[cfg(feature = "sqlite")]
+        Backend::SqliteFile(path) => {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut file = path.clone().into_os_string();
+                file.push(suffix);
+                match std::fs::remove_file(&file) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(Error::io(format!("cannot remove {}", path.display()), e))
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+        #[cfg(feature = "mongodb")]
+        Backend::Mongo => {
+            mongo::MongoStorage::connect(url)
+                .await?
+                .drop_database()
+                .await
+        }
+        #[allow(unreachable_patterns)] // every backend compiled in
+        backend => Err(not_compiled(url, &backend)),
+    }
+}
+
+/// A URL whose backend this build of the library leaves out.
+fn not_compiled(url: &StorageUrl, backend: &Backend) -> Error {
+    let feature = match backend {
+        Backend::Mongo => "mongodb",
+        Backend::SqliteMemory | Backend::SqliteFile(_) => "sqlite",
+    };
+    Error::Config(format!(
+        "storage URL {url} needs the `{feature}` feature of aegis-core, which this build leaves out"
+    ))
+}

@@ -1,0 +1,369 @@
+//! The MongoDB backend, for many hosts reporting into one store: local or
+//! remote URIs, replica sets, Atlas (`mongodb+srv://`).
+//!
+//! One `events` collection holds every event with its geolocation; statistics
+//! are aggregation pipelines run by the server, grouping before anything comes
+//! back. `geo_cache` keeps the online provider's answers.
+
+mod doc;
+mod stats;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use futures_util::TryStreamExt;
+use mongodb::bson::{doc, Document};
+use mongodb::error::ErrorKind;
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Collection, IndexModel};
+
+use super::{GeoCache, Storage, StorageUrl};
+use crate::error::{Error, Result};
+use crate::event::{BanEvent, Geo};
+use crate::query::{
+    BatchOutcome, DayCount, EventFilter, Offender, Order, Page, StatsQuery, StoredEvent, Summary,
+    TopBy, TopEntry,
+};
+use doc::{from_doc, key_of};
+
+/// How long to look for a server, and to connect to one, unless the URI says
+/// otherwise: ingestion must never hang on a dead server.
+const TIMEOUT: Duration = Duration::from_secs(5);
+/// The database when the URI names none.
+const DEFAULT_DATABASE: &str = "aegis";
+/// The duplicate-key error code.
+const DUPLICATE_KEY: i32 = 11000;
+
+/// A store in a MongoDB database.
+#[derive(Clone)]
+pub struct MongoStorage {
+    events: Collection<Document>,
+    geo_cache: Collection<Document>,
+    database: String,
+    shown: String,
+}
+
+impl fmt::Debug for MongoStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MongoStorage({})", self.shown)
+    }
+}
+
+/// A driver error as an Aegis error; the message never carries the URI.
+pub(crate) fn mongo_err(e: mongodb::error::Error) -> Error {
+    match e.kind.as_ref() {
+        ErrorKind::ServerSelection { .. }
+        | ErrorKind::Io(_)
+        | ErrorKind::ConnectionPoolCleared { .. }
+        | ErrorKind::DnsResolve { .. } => Error::Unavailable(format!("MongoDB: {e}")),
+        ErrorKind::Authentication { .. } => Error::Config(format!(
+            "MongoDB refused the credentials ({e}); check the user, password and authSource in the storage URL"
+        )),
+        ErrorKind::InvalidArgument { .. } => Error::Config(format!("MongoDB: {e}")),
+        _ => Error::Storage(format!("MongoDB: {e}")),
+    }
+}
+
+impl MongoStorage {
+    /// Connects, checks that the server answers, and creates the indexes.
+    pub async fn connect(url: &StorageUrl) -> Result<Self> {
+        let mut options = ClientOptions::parse(url.expose()).await.map_err(|e| {
+            Error::Config(format!(
+                "storage URL {url} is not a MongoDB URI MongoDB accepts ({})",
+                e.kind
+            ))
+        })?;
+        options.server_selection_timeout.get_or_insert(TIMEOUT);
+        options.connect_timeout.get_or_insert(TIMEOUT);
+        options.app_name.get_or_insert_with(|| "aegis".into());
+        let name = options
+            .default_database
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DATABASE.into());
+        let client = Client::with_options(options).map_err(mongo_err)?;
+        let db = client.database(&name);
+        let store = MongoStorage {
+            events: db.collection("events"),
+            geo_cache: db.collection("geo_cache"),
+            database: name,
+            shown: url.to_string(),
+        };
+        // Creating the indexes is the first round trip: it also tells whether the
+        // server answers, so the ban path pays for no separate ping.
+        store.create_indexes().await.map_err(|e| with_url(url, e))?;
+        Ok(store)
+    }
+
+    /// Drops the whole database.
+    pub(crate) async fn drop_database(&self) -> Result<()> {
+        self.events
+            .client()
+            .database(&self.database)
+            .drop()
+            .await
+            .map_err(mongo_err)
+    }
+
+    /// One index per filter and statistic; creating an existing index is a no-op.
+    async fn create_indexes(&self) -> Result<()> {
+        let index = |keys: Document| IndexModel::builder().keys(keys).build();
+        let events = self.events.create_indexes([
+            index(doc! { "time": 1 }),
+            index(doc! { "ip_key": 1, "time": 1 }),
+            index(doc! { "kind": 1, "time": 1 }),
+            index(doc! { "host": 1, "time": 1 }),
+            index(doc! { "jail": 1, "time": 1 }),
+            index(doc! { "country": 1, "time": 1 }),
+            index(doc! { "network": 1 }),
+        ]);
+        let unique = mongodb::options::IndexOptions::builder()
+            .unique(true)
+            .build();
+        let geo_cache = self.geo_cache.create_indexes([IndexModel::builder()
+            .keys(doc! { "ip": 1 })
+            .options(unique)
+            .build()]);
+        tokio::try_join!(async { events.await.map_err(mongo_err) }, async {
+            geo_cache.await.map_err(mongo_err)
+        },)?;
+        Ok(())
+    }
+
+    /// Events matching `filter` in `sort` order: one page, or all of them.
+    async fn find(
+        &self,
+        filter: Document,
+        sort: Document,
+        page: Option<Page>,
+    ) -> Result<Vec<StoredEvent>> {
+        let mut find = self.events.find(filter).sort(sort);
+        if let Some(page) = page {
+            find = find
+                .skip(page.offset)
+                .limit(i64::from(page.limit.min(Page::MAX_LIMIT)));
+        }
+        let docs: Vec<Document> = find
+            .await
+            .map_err(mongo_err)?
+            .try_collect()
+            .await
+            .map_err(mongo_err)?;
+        docs.iter().map(from_doc).collect()
+    }
+}
+
+fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    matches!(
+        e.kind.as_ref(),
+        ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) if w.code == DUPLICATE_KEY
+    )
+}
+
+fn with_url(url: &StorageUrl, e: Error) -> Error {
+    match e {
+        Error::Unavailable(m) => Error::Unavailable(format!("{url}: {m}")),
+        other => other,
+    }
+}
+
+#[async_trait]
+impl Storage for MongoStorage {
+    async fn record_batch(&self, events: &[BanEvent]) -> Result<BatchOutcome> {
+        let mut seen = HashSet::new();
+        let docs: Vec<Document> = events
+            .iter()
+            .filter(|e| seen.insert(e.id()))
+            .map(doc::to_doc)
+            .collect();
+        let repeated = (events.len() - docs.len()) as u64;
+        if docs.is_empty() {
+            return Ok(BatchOutcome {
+                inserted: 0,
+                duplicates: repeated,
+            });
+        }
+        let total = docs.len() as u64;
+        // Unordered: one stored event does not stop the others.
+        let duplicates = match self.events.insert_many(docs).ordered(false).await {
+            Ok(_) => 0,
+            Err(e) => match e.kind.as_ref() {
+                ErrorKind::InsertMany(failure)
+                    if failure.write_concern_error.is_none()
+                        && failure
+                            .write_errors
+                            .iter()
+                            .flatten()
+                            .all(|w| w.code == DUPLICATE_KEY) =>
+                {
+                    failure.write_errors.as_ref().map_or(0, Vec::len) as u64
+                }
+                _ => return Err(mongo_err(e)),
+            },
+        };
+        Ok(BatchOutcome {
+            inserted: total - duplicates,
+            duplicates: duplicates + repeated,
+        })
+    }
+
+    async fn events(&self, filter: &EventFilter, page: Page) -> Result<Vec<StoredEvent>> {
+        let dir = match page.order {
+            Order::Asc => 1,
+            Order::Desc => -1,
+        };
+        self.find(
+            doc::event_filter(filter),
+            doc! { "time": dir, "_id": dir },
+            Some(page),
+        )
+        .await
+    }
+
+    async fn count_events(&self, filter: &EventFilter) -> Result<u64> {
+        self.events
+            .count_documents(doc::event_filter(filter))
+            .await
+            .map_err(mongo_err)
+    }
+
+    async fn summary(&self, query: &StatsQuery) -> Result<Summary> {
+        stats::summary(&self.events, query, Utc::now()).await
+    }
+
+    async fn ban_count(&self, query: &StatsQuery) -> Result<u64> {
+        self.events
+            .count_documents(doc::new_bans(query))
+            .await
+            .map_err(mongo_err)
+    }
+
+    async fn bans_per_day(&self, query: &StatsQuery, tz: Tz) -> Result<Vec<DayCount>> {
+        stats::bans_per_day(&self.events, query, tz).await
+    }
+
+    async fn top_offenders(&self, query: &StatsQuery, limit: u32) -> Result<Vec<Offender>> {
+        stats::top_offenders(&self.events, query, limit).await
+    }
+
+    async fn top(&self, query: &StatsQuery, by: TopBy, limit: u32) -> Result<Vec<TopEntry>> {
+        stats::top(&self.events, query, by, limit).await
+    }
+
+    async fn ip_history(&self, ip: IpAddr) -> Result<Vec<StoredEvent>> {
+        self.find(
+            doc! { "ip_key": key_of(ip) },
+            doc! { "time": 1, "_id": 1 },
+            None,
+        )
+        .await
+    }
+
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.events
+            .delete_many(doc! { "time": { "$lt": doc::bson_time(before) } })
+            .await
+            .map(|r| r.deleted_count)
+            .map_err(mongo_err)
+    }
+
+    async fn set_geo(&self, ip: IpAddr, geo: &Geo) -> Result<u64> {
+        let mut update = doc! {};
+        let set = doc::geo_fields(geo);
+        let unset: Document = doc::GEO_FIELDS
+            .iter()
+            .filter(|f| !set.contains_key(**f))
+            .map(|f| (f.to_string(), "".into()))
+            .collect();
+        if !set.is_empty() {
+            update.insert("$set", set);
+        }
+        if !unset.is_empty() {
+            update.insert("$unset", unset);
+        }
+        self.events
+            .update_many(doc! { "ip_key": key_of(ip) }, update)
+            .await
+            .map(|r| r.modified_count)
+            .map_err(mongo_err)
+    }
+
+    async fn distinct_ips(&self, after: Option<IpAddr>, limit: u32) -> Result<Vec<IpAddr>> {
+        let after = after.map(key_of).unwrap_or_default();
+        let pipeline = [
+            doc! { "$match": { "ip_key": { "$gt": after } } },
+            doc! { "$group": { "_id": "$ip_key" } },
+            doc! { "$sort": { "_id": 1 } },
+            doc! { "$limit": i64::from(limit) },
+        ];
+        let rows = stats::run(&self.events, pipeline).await?;
+        rows.iter()
+            .map(|d| doc::ip_of_key(d.get_str("_id").unwrap_or_default()))
+            .collect()
+    }
+
+    fn geo_cache(&self) -> &dyn GeoCache {
+        self
+    }
+}
+
+#[async_trait]
+impl GeoCache for MongoStorage {
+    async fn cached_geo(&self, ips: &[IpAddr]) -> Result<Vec<(IpAddr, Option<Geo>)>> {
+        let keys: Vec<String> = ips.iter().map(|ip| key_of(*ip)).collect();
+        let docs: Vec<Document> = self
+            .geo_cache
+            .find(doc! { "ip": { "$in": keys } })
+            .await
+            .map_err(mongo_err)?
+            .try_collect()
+            .await
+            .map_err(mongo_err)?;
+        docs.iter()
+            .map(|d| {
+                let ip = doc::ip_of_key(d.get_str("ip").unwrap_or_default())?;
+                let geo = match d.get_document("geo") {
+                    Ok(g) => Some(
+                        mongodb::bson::from_document::<Geo>(g.clone())
+                            .map_err(|e| Error::Storage(format!("corrupt cached geo: {e}")))?,
+                    ),
+                    Err(_) => None,
+                };
+                Ok((ip, geo))
+            })
+            .collect()
+    }
+
+    async fn cache_geo(&self, answers: &[(IpAddr, Option<Geo>)]) -> Result<()> {
+        for (ip, geo) in answers {
+            let mut set = doc! { "ip": key_of(*ip), "at": doc::bson_time(Utc::now()) };
+            let mut update = Document::new();
+            match geo {
+                Some(g) => {
+                    set.insert("geo", doc::geo_fields(g));
+                }
+                None => {
+                    update.insert("$unset", doc! { "geo": "" });
+                }
+            }
+            update.insert("$set", set);
+            let filter = doc! { "ip": key_of(*ip) };
+            let upsert = || {
+                self.geo_cache
+                    .update_one(filter.clone(), update.clone())
+                    .upsert(true)
+            };
+            match upsert().await {
+                // Two hosts caching one address at once: the loser's insert hits the
+                // unique index; its update now finds the winner's document.
+                Err(e) if is_duplicate_key(&e) => upsert().await.map(drop).map_err(mongo_err)?,
+                other => other.map(drop).map_err(mongo_err)?,
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,387 @@
+//! The embedded default backend: one SQLite file (bundled library, nothing to install).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rusqlite::{Connection, OpenFlags};
+
+use super::{GeoCache, Storage, Workload};
+use crate::config::create_private_dir;
+use crate::error::{Error, Result};
+use crate::event::{BanEvent, Geo};
+use crate::query::{
+    BatchOutcome, DayCount, EventFilter, Offender, Page, StatsQuery, StoredEvent, Summary, TopBy,
+    TopEntry,
+};
+
+mod migrations;
+mod read;
+mod stats;
+mod window;
+mod write;
+
+/// How long a writer waits for another process's lock before giving up.
+/// Hundreds of concurrent `aegis ban` calls each hold it for about a millisecond.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A store in one SQLite database file, or in memory.
+#[derive(Clone)]
+pub struct SqliteStorage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: Option<PathBuf>,
+    writer: Mutex<Connection>,
+    /// Read connections (file databases only); WAL lets them read while one writes.
+    readers: Mutex<Readers>,
+    /// Signalled when a read connection goes back to the pool.
+    returned: Condvar,
+    sizes: Sizes,
+}
+
+#[derive(Default)]
+struct Readers {
+    idle: Vec<Connection>,
+    open: usize,
+}
+
+/// Cache and pool sizes for a workload. Page caches fill as pages are read,
+/// so in a long-running process their ceiling is its memory.
+#[derive(Clone, Copy)]
+struct Sizes {
+    writer_cache_kib: i64,
+    reader_cache_kib: i64,
+    max_readers: usize,
+}
+
+impl Sizes {
+    fn of(workload: Workload) -> Self {
+        match workload {
+            // Large imports touch index pages all over a big file.
+            Workload::Batch => Sizes {
+                writer_cache_kib: 262_144,
+                reader_cache_kib: 32_768,
+                max_readers: 8,
+            },
+            // The dashboard reads summaries; the operating system caches the file.
+            Workload::Serve => Sizes {
+                writer_cache_kib: 8_192,
+                reader_cache_kib: 4_096,
+                max_readers: 4,
+            },
+        }
+    }
+}
+
+impl fmt::Debug for SqliteStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner.path {
+            Some(p) => write!(f, "SqliteStorage({})", p.display()),
+            None => f.write_str("SqliteStorage(:memory:)"),
+        }
+    }
+}
+
+pub(crate) fn sql_err(e: rusqlite::Error) -> Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, ref msg)
+            if matches!(
+                code.code,
+                rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::ReadOnly
+                    | rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::PermissionDenied
+            ) =>
+        {
+            Error::Unavailable(msg.clone().unwrap_or_else(|| code.to_string()))
+        }
+        other => Error::Storage(other.to_string()),
+    }
+}
+
+impl SqliteStorage {
+    /// Opens (creating when needed) the database at `path`, with its directory,
+    /// with caches sized for `workload`.
+    pub fn open_for(path: &Path, workload: Workload) -> Result<Self> {
+        let sizes = Sizes::of(workload);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir)?;
+        }
+        let mut conn = open_conn(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| with_path(path, sql_err(e)))?;
+        conn.pragma_update(None, "cache_size", -sizes.writer_cache_kib)
+            .map_err(sql_err)?;
+        migrations::migrate(&mut conn).map_err(|e| with_path(path, e))?;
+        Ok(SqliteStorage {
+            inner: Arc::new(Inner {
+                path: Some(path.to_owned()),
+                writer: Mutex::new(conn),
+                readers: Mutex::default(),
+                returned: Condvar::new(),
+                sizes,
+            }),
+        })
+    }
+
+    /// A private in-memory database, gone when dropped.
+    pub fn open_in_memory() -> Result<Self> {
+        let mut conn = Connection::open_in_memory().map_err(sql_err)?;
+        conn.set_prepared_statement_cache_capacity(128);
+        migrations::migrate(&mut conn)?;
+        Ok(SqliteStorage {
+            inner: Arc::new(Inner {
+                path: None,
+                writer: Mutex::new(conn),
+                readers: Mutex::default(),
+                returned: Condvar::new(),
+                sizes: Sizes::of(Workload::Batch),
+            }),
+        })
+    }
+
+    /// Runs `f` on the writer connection in the blocking pool.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        blocking(move || f(&mut lock(&inner.writer))).await
+    }
+
+    /// Runs `f` on a read connection (the writer for in-memory databases).
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let Some(path) = &inner.path else {
+                return f(&lock(&inner.writer));
+            };
+            let conn = inner.take_reader(path)?;
+            let result = f(&conn);
+            lock(&inner.readers).idle.push(conn);
+            inner.returned.notify_one();
+            result
+        })
+        .await
+    }
+}
+
+impl Inner {
+    /// An idle read connection, a new one while fewer than the maximum are open,
+    /// else the next one returned.
+    fn take_reader(&self, path: &Path) -> Result<Connection> {
+        let mut readers = lock(&self.readers);
+        loop {
+            if let Some(conn) = readers.idle.pop() {
+                return Ok(conn);
+            }
+            if readers.open < self.sizes.max_readers {
+                readers.open += 1;
+                break;
+            }
+            readers = self
+                .returned
+                .wait(readers)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        drop(readers);
+        let opened = open_conn(path, OpenFlags::SQLITE_OPEN_READ_ONLY).and_then(|c| {
+            c.pragma_update(None, "cache_size", -self.sizes.reader_cache_kib)
+                .map_err(sql_err)?;
+            Ok(c)
+        });
+        if opened.is_err() {
+            lock(&self.readers).open -= 1;
+            self.returned.notify_one();
+        }
+        opened
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves a usable connection; carry on.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+async fn blocking<T, F>(f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Storage(format!("database task failed: {e}")))?
+}
+
+fn open_conn(path: &Path, flags: OpenFlags) -> Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| with_path(path, sql_err(e)))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_err)?;
+    // Room for every statement the backend prepares: re-preparing the ones that
+    // fire triggers costs more than running them.
+    conn.set_prepared_statement_cache_capacity(128);
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(sql_err)?;
+    conn.pragma_update(None, "foreign_keys", "OFF")
+        .map_err(sql_err)?;
+    Ok(conn)
+}
+
+fn with_path(path: &Path, e: Error) -> Error {
+    match e {
+        Error::Unavailable(m) => Error::Unavailable(format!("{}: {m}", path.display())),
+        Error::Storage(m) => Error::Storage(format!("{}: {m}", path.display())),
+        other => other,
+    }
+}
+
+#[async_trait]
+impl Storage for SqliteStorage {
+    async fn record_batch(&self, events: &[BanEvent]) -> Result<BatchOutcome> {
+        let events = events.to_vec();
+        self.write(move |conn| write::insert(conn, &events)).await
+    }
+
+    async fn events(&self, filter: &EventFilter, page: Page) -> Result<Vec<StoredEvent>> {
+        let filter = filter.clone();
+        self.read(move |conn| read::events(conn, &filter, page))
+            .await
+    }
+
+    async fn count_events(&self, filter: &EventFilter) -> Result<u64> {
+        let filter = filter.clone();
+        self.read(move |conn| read::count(conn, &filter)).await
+    }
+
+    async fn summary(&self, query: &StatsQuery) -> Result<Summary> {
+        let q = query.clone();
+        let windowed = self
+            .write(move |conn| {
+                stats::windowed(conn, &q, |tx, win| {
+                    let [bans, unique_ips, countries, jails, hosts] =
+                        window::summary(tx, win).map_err(sql_err)?;
+                    let currently_banned = stats::currently_banned(tx, &q, Utc::now())?;
+                    Ok(Summary {
+                        bans,
+                        unique_ips,
+                        countries,
+                        jails,
+                        hosts,
+                        currently_banned,
+                    })
+                })
+            })
+            .await?;
+        if let Some(summary) = windowed {
+            return Ok(summary);
+        }
+        let query = query.clone();
+        self.read(move |conn| stats::summary(conn, &query, Utc::now()))
+            .await
+    }
+
+    async fn ban_count(&self, query: &StatsQuery) -> Result<u64> {
+        let query = query.clone();
+        self.read(move |conn| stats::ban_count(conn, &query)).await
+    }
+
+    async fn bans_per_day(&self, query: &StatsQuery, tz: Tz) -> Result<Vec<DayCount>> {
+        let query = query.clone();
+        self.read(move |conn| stats::bans_per_day(conn, &query, tz))
+            .await
+    }
+
+    async fn top_offenders(&self, query: &StatsQuery, limit: u32) -> Result<Vec<Offender>> {
+        let q = query.clone();
+        let windowed = self
+            .write(move |conn| {
+                stats::windowed(conn, &q, |tx, win| {
+                    window::top_offenders(tx, win, &q, limit).map_err(sql_err)
+                })
+            })
+            .await?;
+        if let Some(top) = windowed {
+            return Ok(top);
+        }
+        let query = query.clone();
+        self.read(move |conn| stats::top_offenders(conn, &query, limit))
+            .await
+    }
+
+    async fn top(&self, query: &StatsQuery, by: TopBy, limit: u32) -> Result<Vec<TopEntry>> {
+        let q = query.clone();
+        let windowed = self
+            .write(move |conn| {
+                stats::windowed(conn, &q, |tx, win| {
+                    window::top(tx, win, by, limit).map_err(sql_err)
+                })
+            })
+            .await?;
+        if let Some(top) = windowed {
+            return Ok(top);
+        }
+        let query = query.clone();
+        self.read(move |conn| stats::top(conn, &query, by, limit))
+            .await
+    }
+
+    async fn ip_history(&self, ip: IpAddr) -> Result<Vec<StoredEvent>> {
+        self.read(move |conn| read::ip_history(conn, ip)).await
+    }
+
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.write(move |conn| write::prune(conn, before)).await
+    }
+
+    async fn set_geo(&self, ip: IpAddr, geo: &Geo) -> Result<u64> {
+        let geo = geo.clone();
+        self.write(move |conn| write::set_geo(conn, ip, &geo)).await
+    }
+
+    async fn set_geo_many(&self, updates: &[(IpAddr, Geo)]) -> Result<u64> {
+        let updates = updates.to_vec();
+        self.write(move |conn| write::set_geo_many(conn, &updates))
+            .await
+    }
+
+    async fn distinct_ips(&self, after: Option<IpAddr>, limit: u32) -> Result<Vec<IpAddr>> {
+        self.read(move |conn| read::distinct_ips(conn, after, limit))
+            .await
+    }
+
+    fn geo_cache(&self) -> &dyn GeoCache {
+        self
+    }
+}
+
+#[async_trait]
+impl GeoCache for SqliteStorage {
+    async fn cached_geo(&self, ips: &[IpAddr]) -> Result<Vec<(IpAddr, Option<Geo>)>> {
+        let ips = ips.to_vec();
+        self.read(move |conn| read::cached_geo(conn, &ips)).await
+    }
+
+    async fn cache_geo(&self, answers: &[(IpAddr, Option<Geo>)]) -> Result<()> {
+        let answers = answers.to_vec();
+        self.write(move |conn| write::cache_geo(conn, &answers))
+            .await
+    }
+}

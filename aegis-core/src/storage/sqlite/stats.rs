@@ -1,0 +1,294 @@
+//! Statistics over a time range, read from the summaries maintained on insert.
+//!
+//! Whole UTC days inside the range come from `ip_day`; the partial days at its
+//! edges come from `events` through its time index. Cost thus depends on the
+//! range, never on the total history.
+
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use rusqlite::types::Value;
+use rusqlite::Connection;
+
+use super::sql_err;
+use super::write::{DAY_MS, SLOT_MS};
+use crate::error::Result;
+use crate::ipkey::ip_from_key;
+use crate::query::{DayCount, Offender, StatsQuery, Summary, TopBy, TopEntry};
+use crate::storage::shared::{asn_key, corrupt, count, LocalDays};
+
+/// Rows `(ip_key, host, jail, bans, first, last)` of new bans in the query's scope.
+fn source(q: &StatsQuery) -> (String, Vec<Value>) {
+    let (since, until) = (q.since.timestamp_millis(), q.until.timestamp_millis());
+    let mut branches = Vec::new();
+    let mut args = Vec::new();
+    let raw = |from: i64, to: i64, branches: &mut Vec<String>, args: &mut Vec<Value>| {
+        branches.push(format!(
+            "SELECT ip_key, host, jail, 1 AS bans, time AS first, time AS last FROM events
+             WHERE kind = 0 AND restored = 0 AND time >= ? AND time < ?{}",
+            narrowing(q, args, Some((from, to)))
+        ));
+    };
+    let first_day = (since + DAY_MS - 1).div_euclid(DAY_MS);
+    let end_day = until.div_euclid(DAY_MS);
+    if first_day < end_day {
+        let mut day_args = vec![Value::Integer(first_day), Value::Integer(end_day)];
+        let narrow = narrowing(q, &mut day_args, None);
+        branches.push(format!(
+            "SELECT ip_key, host, jail, bans, first, last FROM ip_day
+             WHERE day >= ? AND day < ?{narrow}"
+        ));
+        args.extend(day_args);
+        raw(since, first_day * DAY_MS, &mut branches, &mut args);
+        raw(end_day * DAY_MS, until, &mut branches, &mut args);
+    } else {
+        raw(since, until.max(since), &mut branches, &mut args);
+    }
+    (branches.join(" UNION ALL "), args)
+}
+
+/// The host, jail and country terms; pushes the time bounds first when given.
+fn narrowing(q: &StatsQuery, args: &mut Vec<Value>, bounds: Option<(i64, i64)>) -> String {
+    if let Some((from, to)) = bounds {
+        args.push(Value::Integer(from));
+        args.push(Value::Integer(to));
+    }
+    let mut sql = String::new();
+    if let Some(host) = &q.scope.host {
+        sql.push_str(" AND host = ?");
+        args.push(Value::Text(host.clone()));
+    }
+    if let Some(jail) = &q.scope.jail {
+        sql.push_str(" AND jail = ?");
+        args.push(Value::Text(jail.clone()));
+    }
+    if let Some(country) = &q.scope.country {
+        sql.push_str(" AND ip_key IN (SELECT ip_key FROM ips WHERE country = ?)");
+        args.push(Value::Text(country.clone()));
+    }
+    sql
+}
+
+pub(super) fn summary(conn: &Connection, q: &StatsQuery, now: DateTime<Utc>) -> Result<Summary> {
+    let (src, mut args) = source(q);
+    let sql = format!(
+        "WITH s AS ({src})
+         SELECT coalesce(sum(bans), 0), count(DISTINCT ip_key), count(DISTINCT jail),
+                count(DISTINCT host),
+                (SELECT count(DISTINCT country) FROM ips WHERE ip_key IN (SELECT ip_key FROM s))
+         FROM s"
+    );
+    let (bans, unique_ips, jails, hosts, countries) = conn
+        .query_row(&sql, rusqlite::params_from_iter(args.drain(..)), |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .map_err(sql_err)?;
+    let currently_banned = currently_banned(conn, q, now)?;
+    Ok(Summary {
+        bans: count(bans),
+        unique_ips: count(unique_ips),
+        countries: count(countries),
+        jails: count(jails),
+        hosts: count(hosts),
+        currently_banned,
+    })
+}
+
+/// Addresses whose latest ban has not expired or been lifted, now.
+pub(super) fn currently_banned(
+    conn: &Connection,
+    q: &StatsQuery,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let mut args = vec![Value::Integer(now.timestamp_millis())];
+    let narrow = narrowing(q, &mut args, None);
+    conn.query_row(
+        &format!(
+            "SELECT count(DISTINCT ip_key) FROM active_bans
+             WHERE (expires IS NULL OR expires > ?){narrow}"
+        ),
+        rusqlite::params_from_iter(args),
+        |r| r.get::<_, i64>(0),
+    )
+    .map(count)
+    .map_err(sql_err)
+}
+
+/// Runs `f` on the rolling window that answers `q`, if one can (see `window`).
+pub(super) fn windowed<T>(
+    conn: &mut Connection,
+    q: &StatsQuery,
+    f: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> Result<T>,
+) -> Result<Option<T>> {
+    if !super::window::fits(q) {
+        return Ok(None);
+    }
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sql_err)?;
+    let result = match super::window::prepare(&tx, q).map_err(sql_err)? {
+        Some(win) => Some(f(&tx, win)?),
+        None => None,
+    };
+    tx.commit().map_err(sql_err)?;
+    Ok(result)
+}
+
+/// New bans in the range: whole 15-minute slots from `ban_slots`, the partial
+/// slots at the edges (and any country filter) from raw events.
+pub(super) fn ban_count(conn: &Connection, q: &StatsQuery) -> Result<u64> {
+    let (since, until) = (q.since.timestamp_millis(), q.until.timestamp_millis());
+    if until <= since {
+        return Ok(0);
+    }
+    let raw = |from: i64, to: i64| -> Result<i64> {
+        let mut args = Vec::new();
+        let sql = format!(
+            "SELECT count(*) FROM events WHERE kind = 0 AND restored = 0 AND time >= ? AND time < ?{}",
+            narrowing(q, &mut args, Some((from, to)))
+        );
+        conn.prepare_cached(&sql)
+            .and_then(|mut s| s.query_row(rusqlite::params_from_iter(args), |r| r.get(0)))
+            .map_err(sql_err)
+    };
+    let first_slot = (since + SLOT_MS - 1).div_euclid(SLOT_MS);
+    let end_slot = until.div_euclid(SLOT_MS);
+    if q.scope.country.is_some() || first_slot >= end_slot {
+        return Ok(count(raw(since, until)?));
+    }
+    let mut args = vec![Value::Integer(first_slot), Value::Integer(end_slot)];
+    let sql = format!(
+        "SELECT coalesce(sum(bans), 0) FROM ban_slots WHERE slot >= ? AND slot < ?{}",
+        narrowing(q, &mut args, None)
+    );
+    let slots: i64 = conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.query_row(rusqlite::params_from_iter(args), |r| r.get(0)))
+        .map_err(sql_err)?;
+    let edges = raw(since, first_slot * SLOT_MS)? + raw(end_slot * SLOT_MS, until)?;
+    Ok(count(slots + edges))
+}
+
+pub(super) fn bans_per_day(conn: &Connection, q: &StatsQuery, tz: Tz) -> Result<Vec<DayCount>> {
+    let Some(mut days) = LocalDays::of(q, tz) else {
+        return Ok(Vec::new());
+    };
+    let (from, to) = (days.from.timestamp_millis(), days.to.timestamp_millis());
+    // Country is an attribute of the address, not of the slot: read raw events then.
+    let mut args = Vec::new();
+    let sql = if q.scope.country.is_some() {
+        format!(
+            "SELECT time / {SLOT_MS}, count(*) FROM events
+             WHERE kind = 0 AND restored = 0 AND time >= ? AND time < ?{} GROUP BY 1",
+            narrowing(q, &mut args, Some((from, to)))
+        )
+    } else {
+        args.push(Value::Integer(from.div_euclid(SLOT_MS)));
+        args.push(Value::Integer(to.div_euclid(SLOT_MS)));
+        format!(
+            "SELECT slot, sum(bans) FROM ban_slots WHERE slot >= ? AND slot < ?{} GROUP BY slot",
+            narrowing(q, &mut args, None)
+        )
+    };
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args), |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })
+        .map_err(sql_err)?;
+    for row in rows {
+        let (slot, bans) = row.map_err(sql_err)?;
+        days.add(slot, count(bans))?;
+    }
+    Ok(days.finish())
+}
+
+pub(super) fn top_offenders(
+    conn: &Connection,
+    q: &StatsQuery,
+    limit: u32,
+) -> Result<Vec<Offender>> {
+    let (src, mut args) = source(q);
+    args.push(Value::Integer(i64::from(limit)));
+    let sql = format!(
+        "SELECT t.ip_key, t.bans, t.first, t.last, t.jails, i.country FROM (
+            SELECT ip_key, sum(bans) AS bans, min(first) AS first, max(last) AS last,
+                   json_group_array(DISTINCT jail) AS jails
+            FROM ({src}) GROUP BY ip_key ORDER BY bans DESC, last DESC, ip_key LIMIT ?
+         ) t LEFT JOIN ips i ON i.ip_key = t.ip_key
+         ORDER BY t.bans DESC, t.last DESC, t.ip_key"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args), |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(5)?,
+            ))
+        })
+        .map_err(sql_err)?;
+    let corrupt = |what: &str| corrupt(what, "ip_day");
+    let mut out = Vec::new();
+    for row in rows {
+        let (key, bans, first, last, jails, country) = row.map_err(sql_err)?;
+        let mut jails: Vec<String> = serde_json::from_str(&jails).map_err(|_| corrupt("jail"))?;
+        jails.sort();
+        out.push(Offender {
+            ip: ip_from_key(&key).ok_or_else(|| corrupt("ip_key"))?,
+            bans: count(bans),
+            first_seen: Utc
+                .timestamp_millis_opt(first)
+                .single()
+                .ok_or_else(|| corrupt("first"))?,
+            last_seen: Utc
+                .timestamp_millis_opt(last)
+                .single()
+                .ok_or_else(|| corrupt("last"))?,
+            jails,
+            country,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn top(
+    conn: &Connection,
+    q: &StatsQuery,
+    by: TopBy,
+    limit: u32,
+) -> Result<Vec<TopEntry>> {
+    let (src, mut args) = source(q);
+    let (key, label) = match by {
+        TopBy::Country => ("i.country", "NULL"),
+        TopBy::Jail => ("s.jail", "NULL"),
+        TopBy::Host => ("s.host", "NULL"),
+        TopBy::Asn => ("i.asn", "max(i.as_org)"),
+        TopBy::Network => ("i.network", "NULL"),
+    };
+    args.push(Value::Integer(i64::from(limit)));
+    let sql = format!(
+        "SELECT {key} AS k, {label}, sum(s.bans) AS bans, count(DISTINCT s.ip_key)
+         FROM ({src}) s LEFT JOIN ips i ON i.ip_key = s.ip_key
+         WHERE k IS NOT NULL GROUP BY k ORDER BY bans DESC, k LIMIT ?"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args), |r| {
+            let key = match r.get::<_, Value>(0)? {
+                Value::Integer(asn) => asn_key(asn),
+                Value::Text(t) => t,
+                _ => String::new(),
+            };
+            Ok(TopEntry {
+                key,
+                label: r.get(1)?,
+                bans: count(r.get(2)?),
+                unique_ips: count(r.get(3)?),
+            })
+        })
+        .map_err(sql_err)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(sql_err)
+}

@@ -1,0 +1,348 @@
+//! Inserts (with the summaries they maintain), prune and geo updates.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, TransactionBehavior};
+
+use super::sql_err;
+use crate::error::Result;
+use crate::event::{BanEvent, EventKind, Geo};
+use crate::ipkey::ip_key;
+use crate::query::{network_of, BatchOutcome};
+use crate::storage::shared::{kind_code, DEFAULT_BANTIME_S};
+
+pub(super) const DAY_MS: i64 = 86_400_000;
+pub(super) use crate::storage::shared::SLOT_MS;
+
+pub(super) fn insert(conn: &mut Connection, events: &[BanEvent]) -> Result<BatchOutcome> {
+    // IMMEDIATE: take the write lock up front, so concurrent writers queue on the
+    // busy timeout instead of failing on a read-to-write upgrade.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql_err)?;
+    let before: i64 = tx
+        .query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))
+        .map_err(sql_err)?;
+    let mut outcome = BatchOutcome::default();
+    // Each address once per batch; the latest geolocation given for it wins.
+    let mut addresses: HashMap<[u8; 16], (IpAddr, Option<&Geo>)> = HashMap::new();
+    for event in events {
+        if insert_one(&tx, event).map_err(sql_err)? {
+            outcome.inserted += 1;
+            let entry = addresses
+                .entry(ip_key(event.ip))
+                .or_insert((event.ip, None));
+            if event.geo.is_some() {
+                entry.1 = event.geo.as_ref();
+            }
+        } else {
+            outcome.duplicates += 1;
+        }
+    }
+    for (key, (ip, geo)) in addresses {
+        upsert_address(&tx, &key, ip, geo).map_err(sql_err)?;
+    }
+    if outcome.inserted > 0 {
+        fold(&tx, before, Present::of(events)).map_err(sql_err)?;
+    }
+    tx.commit().map_err(sql_err)?;
+    Ok(outcome)
+}
+
+/// Inserts one event; false when it was already stored.
+fn insert_one(tx: &rusqlite::Transaction<'_>, e: &BanEvent) -> rusqlite::Result<bool> {
+    let key = ip_key(e.ip);
+    let geo = e.geo.clone().unwrap_or_default();
+    let matches = if e.matches.is_empty() {
+        None
+    } else {
+        serde_json::to_string(&e.matches).ok()
+    };
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO events (event_id, kind, ip, ip_key, jail, host, protocol, port,
+                failures, time, bantime, bancount, restored, matches, user, country, city,
+                latitude, longitude, asn, as_org, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                ?18, ?19, ?20, ?21, ?22)",
+        )?
+        .execute(params![
+            &e.id().0[..],
+            i64::from(kind_code(e.kind)),
+            e.ip.to_string(),
+            &key[..],
+            e.jail,
+            e.host,
+            e.protocol,
+            e.port,
+            e.failures,
+            e.time.timestamp_millis(),
+            e.bantime,
+            e.bancount,
+            e.restored,
+            matches,
+            e.user,
+            geo.country,
+            geo.city,
+            geo.latitude,
+            geo.longitude,
+            geo.asn,
+            geo.as_org,
+            e.received_at.timestamp_millis(),
+        ])?;
+    Ok(inserted == 1)
+}
+
+/// Records an address's network and, when given, its geolocation.
+fn upsert_address(
+    tx: &rusqlite::Transaction<'_>,
+    key: &[u8],
+    ip: IpAddr,
+    geo: Option<&Geo>,
+) -> rusqlite::Result<()> {
+    let geo = geo.cloned().unwrap_or_default();
+    tx.prepare_cached(
+        "INSERT INTO ips (ip_key, network, country, asn, as_org) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (ip_key) DO UPDATE SET
+            country = coalesce(excluded.country, country),
+            asn = coalesce(excluded.asn, asn),
+            as_org = coalesce(excluded.as_org, as_org)",
+    )?
+    .execute(params![
+        key,
+        network_of(ip).to_string(),
+        geo.country,
+        geo.asn,
+        geo.as_org
+    ])?;
+    Ok(())
+}
+
+/// Which kinds of events a batch holds, so that folding skips what cannot apply.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Present {
+    new_bans: bool,
+    bans: bool,
+    unbans: bool,
+}
+
+impl Present {
+    fn of(events: &[BanEvent]) -> Self {
+        Present {
+            new_bans: events.iter().any(BanEvent::is_new_ban),
+            bans: events.iter().any(|e| e.kind == EventKind::Ban),
+            unbans: events.iter().any(|e| e.kind == EventKind::Unban),
+        }
+    }
+}
+
+/// Folds the events with `id > after` into the summaries, set-based: a batch costs
+/// a handful of statements, not a handful per event.
+fn fold(tx: &rusqlite::Transaction<'_>, after: i64, present: Present) -> rusqlite::Result<()> {
+    const NEW_BANS: &str = "e.id > ?1 AND e.kind = 0 AND e.restored = 0";
+    // Every statement skipped saves its compilation: `aegis ban` prepares them afresh.
+    if present.new_bans {
+        tx.prepare_cached(&format!(
+            "INSERT INTO ip_day (day, ip_key, host, jail, bans, first, last)
+             SELECT e.time / {DAY_MS}, e.ip_key, e.host, e.jail, count(*), min(e.time), max(e.time)
+             FROM events e NOT INDEXED WHERE {NEW_BANS} GROUP BY 1, 2, 3, 4
+             ON CONFLICT (day, ip_key, host, jail) DO UPDATE SET bans = bans + excluded.bans,
+                first = min(first, excluded.first), last = max(last, excluded.last)"
+        ))?
+        .execute([after])?;
+        tx.prepare_cached(&format!(
+            "INSERT INTO ban_slots (slot, host, jail, bans)
+             SELECT e.time / {SLOT_MS}, e.host, e.jail, count(*)
+             FROM events e NOT INDEXED WHERE {NEW_BANS} GROUP BY 1, 2, 3
+             ON CONFLICT (slot, host, jail) DO UPDATE SET bans = bans + excluded.bans"
+        ))?
+        .execute([after])?;
+    }
+    if present.bans {
+        // The latest ban per address, host and jail (bare columns come from the max row).
+        tx.prepare_cached(&format!(
+            "INSERT INTO active_bans (ip_key, host, jail, banned_at, expires)
+             SELECT e.ip_key, e.host, e.jail, max(e.time),
+                    CASE WHEN e.bantime = -1 THEN NULL
+                         ELSE e.time + coalesce(e.bantime, {DEFAULT_BANTIME_S}) * 1000 END
+             FROM events e NOT INDEXED WHERE e.id > ?1 AND e.kind = 0 GROUP BY 1, 2, 3
+             ON CONFLICT (ip_key, host, jail) DO UPDATE SET
+                banned_at = excluded.banned_at, expires = excluded.expires
+             WHERE excluded.banned_at >= banned_at"
+        ))?
+        .execute([after])?;
+    }
+    if present.unbans {
+        tx.prepare_cached(
+            "DELETE FROM active_bans WHERE (ip_key, host, jail) IN (
+                SELECT u.ip_key, u.host, u.jail FROM events u NOT INDEXED JOIN active_bans a
+                ON a.ip_key = u.ip_key AND a.host = u.host AND a.jail = u.jail
+                WHERE u.id > ?1 AND u.kind = 1 AND u.time >= a.banned_at)",
+        )?
+        .execute([after])?;
+    }
+    if present.bans {
+        // Expired bans can never count again: keep the table to the live ones.
+        tx.prepare_cached("DELETE FROM active_bans WHERE expires <= ?1")?
+            .execute([Utc::now().timestamp_millis()])?;
+    }
+    let windows: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM win_state)")?
+        .query_row([], |r| r.get(0))?;
+    if present.new_bans && windows {
+        fold_windows(tx, WindowRows::Inserted { after })?;
+    }
+    Ok(())
+}
+
+/// Which new bans [`fold_windows`] adds.
+pub(super) enum WindowRows {
+    /// Those inserted after row id `after`, into every window they fall in.
+    Inserted { after: i64 },
+    /// All of history after its cut, into one window being built.
+    Build { win: i64 },
+}
+
+/// Adds new bans to the rolling windows' per-address, per-jail and per-host rows.
+pub(super) fn fold_windows(
+    tx: &rusqlite::Transaction<'_>,
+    rows: WindowRows,
+) -> rusqlite::Result<()> {
+    // New events are found by rowid (NOT INDEXED keeps the planner from scanning an
+    // index instead); a window being built reads its range through the time index.
+    let (source, arg) = match rows {
+        WindowRows::Inserted { after } => (
+            "events e NOT INDEXED CROSS JOIN win_state w ON e.time >= w.cut AND e.id > ?1",
+            after,
+        ),
+        WindowRows::Build { win } => (
+            "win_state w CROSS JOIN events e INDEXED BY events_time ON e.time >= w.cut AND w.win = ?1",
+            win,
+        ),
+    };
+    const NEW_BANS: &str = "e.kind = 0 AND e.restored = 0";
+    tx.prepare_cached(&format!(
+        "INSERT INTO win_ip (win, ip_key, bans, country, asn, as_org, network)
+         SELECT w.win, e.ip_key, count(*), i.country, i.asn, i.as_org, i.network
+         FROM {source} JOIN ips i ON i.ip_key = e.ip_key
+         WHERE {NEW_BANS} GROUP BY w.win, e.ip_key
+         ON CONFLICT (win, ip_key) DO UPDATE SET bans = bans + excluded.bans"
+    ))?
+    .execute([arg])?;
+    for (table, column) in [("win_ip_jail", "jail"), ("win_ip_host", "host")] {
+        tx.prepare_cached(&format!(
+            "INSERT INTO {table} (win, ip_key, {column}, bans)
+             SELECT w.win, e.ip_key, e.{column}, count(*) FROM {source}
+             WHERE {NEW_BANS} GROUP BY w.win, e.ip_key, e.{column}
+             ON CONFLICT (win, ip_key, {column}) DO UPDATE SET bans = bans + excluded.bans"
+        ))?
+        .execute([arg])?;
+    }
+    Ok(())
+}
+
+pub(super) fn prune(conn: &mut Connection, before: DateTime<Utc>) -> Result<u64> {
+    let cutoff = before.timestamp_millis();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql_err)?;
+    // Windows must let go of the events before they are deleted.
+    super::window::advance_all(&tx, cutoff).map_err(sql_err)?;
+    let deleted = tx
+        .execute("DELETE FROM events WHERE time < ?1", [cutoff])
+        .map_err(sql_err)?;
+    // Summaries: drop whole buckets before the cutoff, rebuild the one it cuts.
+    let day = cutoff.div_euclid(DAY_MS);
+    let slot = cutoff.div_euclid(SLOT_MS);
+    tx.execute("DELETE FROM ip_day WHERE day <= ?1", [day])
+        .map_err(sql_err)?;
+    tx.execute("DELETE FROM ban_slots WHERE slot <= ?1", [slot])
+        .map_err(sql_err)?;
+    tx.execute(
+        "INSERT INTO ip_day (day, ip_key, host, jail, bans, first, last)
+         SELECT ?1, ip_key, host, jail, count(*), min(time), max(time) FROM events
+         WHERE time >= ?2 AND time < ?3 AND kind = 0 AND restored = 0
+         GROUP BY ip_key, host, jail",
+        params![day, cutoff, (day + 1) * DAY_MS],
+    )
+    .map_err(sql_err)?;
+    tx.execute(
+        "INSERT INTO ban_slots (slot, host, jail, bans)
+         SELECT ?1, host, jail, count(*) FROM events
+         WHERE time >= ?2 AND time < ?3 AND kind = 0 AND restored = 0
+         GROUP BY host, jail",
+        params![slot, cutoff, (slot + 1) * SLOT_MS],
+    )
+    .map_err(sql_err)?;
+    tx.execute(
+        "DELETE FROM ips WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.ip_key = ips.ip_key)",
+        [],
+    )
+    .map_err(sql_err)?;
+    tx.commit().map_err(sql_err)?;
+    Ok(deleted as u64)
+}
+
+pub(super) fn set_geo(conn: &mut Connection, ip: IpAddr, geo: &Geo) -> Result<u64> {
+    set_geo_many(conn, &[(ip, geo.clone())])
+}
+
+/// Sets the geolocation of each address's events, summaries and windows, in one transaction.
+pub(super) fn set_geo_many(conn: &mut Connection, updates: &[(IpAddr, Geo)]) -> Result<u64> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql_err)?;
+    let mut changed = 0;
+    for (ip, geo) in updates {
+        let key = ip_key(ip.to_canonical());
+        changed += tx
+            .prepare_cached(
+                "UPDATE events SET country = ?2, city = ?3, latitude = ?4, longitude = ?5,
+                    asn = ?6, as_org = ?7 WHERE ip_key = ?1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    &key[..],
+                    geo.country,
+                    geo.city,
+                    geo.latitude,
+                    geo.longitude,
+                    geo.asn,
+                    geo.as_org
+                ])
+            })
+            .map_err(sql_err)? as u64;
+        tx.prepare_cached("UPDATE ips SET country = ?2, asn = ?3, as_org = ?4 WHERE ip_key = ?1")
+            .and_then(|mut s| s.execute(params![&key[..], geo.country, geo.asn, geo.as_org]))
+            .map_err(sql_err)?;
+        // The triggers move the address's counts to its new keys.
+        tx.prepare_cached(
+            "UPDATE win_ip SET country = ?2, asn = ?3, as_org = ?4
+             WHERE win IN (SELECT win FROM win_state) AND ip_key = ?1
+             AND (country IS NOT ?2 OR asn IS NOT ?3 OR as_org IS NOT ?4)",
+        )
+        .and_then(|mut s| s.execute(params![&key[..], geo.country, geo.asn, geo.as_org]))
+        .map_err(sql_err)?;
+    }
+    tx.commit().map_err(sql_err)?;
+    Ok(changed)
+}
+
+pub(super) fn cache_geo(conn: &mut Connection, answers: &[(IpAddr, Option<Geo>)]) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql_err)?;
+    let now = Utc::now().timestamp_millis();
+    for (ip, geo) in answers {
+        let json = geo.as_ref().and_then(|g| serde_json::to_string(g).ok());
+        tx.prepare_cached(
+            "INSERT INTO geo_cache (ip_key, geo, fetched_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (ip_key) DO UPDATE SET geo = excluded.geo, fetched_at = excluded.fetched_at",
+        )
+        .and_then(|mut s| s.execute(params![&ip_key(ip.to_canonical())[..], json, now]))
+        .map_err(sql_err)?;
+    }
+    tx.commit().map_err(sql_err)
+}

@@ -1,0 +1,887 @@
+//! The storage conformance suite: one body per behaviour, run against every backend.
+//!
+//! SQLite (file and memory) always runs. MongoDB runs against the server named by
+//! `AEGIS_TEST_MONGODB_URI`; `.ci/run` starts one and sets it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use aegis_core::{
+    BanEvent, EventFilter, EventKind, Geo, Order, Page, Recorded, Scope, StatsQuery, Storage,
+    TopBy, Tz,
+};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+
+use aegis_testkit::traffic::{self, at, ban, geo, ip};
+use aegis_testkit::TestStore;
+
+macro_rules! conformance {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite_file {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                let db = super::TestStore::sqlite_file().await;
+                super::$test(db.store.clone()).await;
+            })*
+        }
+        mod sqlite_memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                let db = super::TestStore::sqlite_memory().await;
+                super::$test(db.store.clone()).await;
+            })*
+        }
+        mod mongodb {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                let db = super::TestStore::mongodb().await;
+                super::$test(db.store.clone()).await;
+            })*
+        }
+    };
+}
+
+conformance!(
+    record_and_read_back,
+    duplicate_is_stored_once,
+    batch_reports_inserted_and_duplicates,
+    filters_narrow_the_listing,
+    pagination_and_order,
+    summary_counts_new_bans_only,
+    currently_banned_follows_bans_and_unbans,
+    bans_per_day_is_zero_filled_in_the_time_zone,
+    statistics_match_a_naive_model,
+    rolling_windows_match_the_naive_model,
+    top_rankings,
+    ip_history_is_complete_and_ordered,
+    prune_removes_old_events_and_their_statistics,
+    set_geo_updates_events_and_statistics,
+    concurrent_writers_lose_nothing,
+    distinct_ips_pages_through_addresses,
+    stats_filters_by_host_jail_and_country,
+    geo_cache_round_trips,
+);
+
+type Store = Arc<dyn Storage>;
+
+/// Bans, first seen, last seen and jails of one address, computed naively.
+type ModelOffender = (u64, DateTime<Utc>, DateTime<Utc>, BTreeSet<String>);
+
+async fn record_and_read_back(store: Store) {
+    let mut e = ban("2001:db8::5", "sshd", "web1", at(3, 10, 0));
+    e.protocol = Some("tcp".into());
+    e.port = Some("http,https".into());
+    e.failures = Some(3);
+    e.bantime = Some(-1);
+    e.bancount = Some(2);
+    e.matches = aegis_core::bound_matches(["line <b>one</b>", "line 'two'; rm -rf /"]);
+    e.user = Some("admin".into());
+    e.geo = Some(Geo {
+        city: Some("Linköping".into()),
+        latitude: Some(58.4167),
+        longitude: Some(15.6167),
+        asn: Some(4_200_000_000),
+        as_org: Some("Example AS".into()),
+        ..geo("SE")
+    });
+    assert_eq!(store.record(&e).await.unwrap(), Recorded::Inserted);
+    let got = store
+        .events(&EventFilter::default(), Page::default())
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, e.id());
+    assert_eq!(got[0].event, e);
+}
+
+async fn duplicate_is_stored_once(store: Store) {
+    let e = ban("203.0.113.7", "sshd", "web1", at(1, 12, 0));
+    assert_eq!(store.record(&e).await.unwrap(), Recorded::Inserted);
+    let mut retried = e.clone();
+    retried.received_at += Duration::seconds(5);
+    assert_eq!(store.record(&retried).await.unwrap(), Recorded::Duplicate);
+    assert_eq!(
+        store.count_events(&EventFilter::default()).await.unwrap(),
+        1
+    );
+    let s = store.summary(&all_time()).await.unwrap();
+    assert_eq!(s.bans, 1, "a duplicate must not count twice");
+}
+
+async fn batch_reports_inserted_and_duplicates(store: Store) {
+    let a = ban("198.51.100.1", "sshd", "web1", at(2, 1, 0));
+    let b = ban("198.51.100.2", "sshd", "web1", at(2, 2, 0));
+    let c = ban("198.51.100.3", "nginx", "web2", at(2, 3, 0));
+    store.record(&a).await.unwrap();
+    let out = store
+        .record_batch(&[a.clone(), b.clone(), b.clone(), c.clone()])
+        .await
+        .unwrap();
+    assert_eq!((out.inserted, out.duplicates), (2, 2));
+    let again = store.record_batch(&[a, b, c]).await.unwrap();
+    assert_eq!((again.inserted, again.duplicates), (0, 3));
+    assert_eq!(
+        store.count_events(&EventFilter::default()).await.unwrap(),
+        3
+    );
+    let empty = store.record_batch(&[]).await.unwrap();
+    assert_eq!((empty.inserted, empty.duplicates), (0, 0));
+}
+
+async fn filters_narrow_the_listing(store: Store) {
+    let mut events = vec![
+        ban("203.0.113.7", "sshd", "web1", at(5, 1, 0)),
+        ban("203.0.113.200", "nginx", "web2", at(4, 1, 0)),
+        ban("198.51.100.9", "sshd", "web2", at(3, 1, 0)),
+        ban("2001:db8:1::1", "sshd", "web1", at(2, 1, 0)),
+        ban("2001:db8:2::1", "postfix", "web1", at(1, 1, 0)),
+    ];
+    events[0].geo = Some(geo("DE"));
+    events[2].geo = Some(geo("FR"));
+    let mut unban = ban("203.0.113.7", "sshd", "web1", at(5, 2, 0));
+    unban.kind = EventKind::Unban;
+    events.push(unban);
+    store.record_batch(&events).await.unwrap();
+
+    let ips = |f: EventFilter| {
+        let store = store.clone();
+        async move {
+            let mut v: Vec<String> = store
+                .events(&f, Page::first(100))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| format!("{} {}", e.event.kind, e.event.ip))
+                .collect();
+            v.sort();
+            let count = store.count_events(&f).await.unwrap();
+            assert_eq!(
+                count as usize,
+                v.len(),
+                "count_events agrees with events for {f:?}"
+            );
+            v
+        }
+    };
+    assert_eq!(
+        ips(EventFilter {
+            ip: Some(ip("203.0.113.7")),
+            ..Default::default()
+        })
+        .await,
+        ["ban 203.0.113.7", "unban 203.0.113.7"]
+    );
+    assert_eq!(
+        ips(EventFilter {
+            ip: Some(ip("::ffff:203.0.113.7")),
+            kind: Some(EventKind::Ban),
+            ..Default::default()
+        })
+        .await,
+        ["ban 203.0.113.7"]
+    );
+    assert_eq!(
+        ips(EventFilter {
+            network: Some("203.0.113.0/24".parse().unwrap()),
+            kind: Some(EventKind::Ban),
+            ..Default::default()
+        })
+        .await,
+        ["ban 203.0.113.200", "ban 203.0.113.7"]
+    );
+    assert_eq!(
+        ips(EventFilter {
+            network: Some("2001:db8:1::/48".parse().unwrap()),
+            ..Default::default()
+        })
+        .await,
+        ["ban 2001:db8:1::1"]
+    );
+    assert_eq!(
+        ips(EventFilter {
+            network: Some("2001:db8::/32".parse().unwrap()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        2
+    );
+    assert_eq!(
+        ips(EventFilter {
+            scope: Scope {
+                jail: Some("sshd".into()),
+                host: Some("web2".into()),
+                ..Scope::default()
+            },
+            ..Default::default()
+        })
+        .await,
+        ["ban 198.51.100.9"]
+    );
+    assert_eq!(
+        ips(EventFilter {
+            scope: Scope {
+                country: Some("FR".into()),
+                ..Scope::default()
+            },
+            ..Default::default()
+        })
+        .await,
+        ["ban 198.51.100.9"]
+    );
+    assert_eq!(
+        ips(EventFilter {
+            since: Some(at(2, 1, 0)),
+            until: Some(at(4, 1, 0)),
+            ..Default::default()
+        })
+        .await,
+        ["ban 198.51.100.9", "ban 2001:db8:1::1"],
+        "since is inclusive, until exclusive"
+    );
+    assert!(ips(EventFilter {
+        scope: Scope {
+            jail: Some("none".into()),
+            ..Scope::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .is_empty());
+}
+
+async fn pagination_and_order(store: Store) {
+    let events: Vec<BanEvent> = (0..25)
+        .map(|i| ban(&format!("192.0.2.{i}"), "sshd", "web1", at(1, 0, i)))
+        .collect();
+    store.record_batch(&events).await.unwrap();
+    let page = |offset, order| {
+        let store = store.clone();
+        async move {
+            store
+                .events(
+                    &EventFilter::default(),
+                    Page {
+                        limit: 10,
+                        offset,
+                        order,
+                    },
+                )
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.event.ip.to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let newest = page(0, Order::Desc).await;
+    assert_eq!(newest.first().unwrap(), "192.0.2.24");
+    assert_eq!(newest.len(), 10);
+    let oldest = page(0, Order::Asc).await;
+    assert_eq!(oldest.first().unwrap(), "192.0.2.0");
+    let last = page(20, Order::Asc).await;
+    assert_eq!(
+        last,
+        [
+            "192.0.2.20",
+            "192.0.2.21",
+            "192.0.2.22",
+            "192.0.2.23",
+            "192.0.2.24"
+        ]
+    );
+    assert!(page(30, Order::Asc).await.is_empty());
+}
+
+async fn summary_counts_new_bans_only(store: Store) {
+    let mut restored = ban("203.0.113.9", "sshd", "web1", at(3, 5, 0));
+    restored.restored = true;
+    let mut unban = ban("203.0.113.7", "sshd", "web1", at(3, 6, 0));
+    unban.kind = EventKind::Unban;
+    let mut de = ban("203.0.113.7", "sshd", "web1", at(3, 1, 0));
+    de.geo = Some(geo("DE"));
+    let mut de2 = ban("203.0.113.7", "nginx", "web2", at(3, 2, 0));
+    de2.geo = Some(geo("DE"));
+    let mut fr = ban("198.51.100.1", "sshd", "web1", at(3, 3, 0));
+    fr.geo = Some(geo("FR"));
+    let unknown = ban("2001:db8::1", "sshd", "web1", at(3, 4, 0));
+    store
+        .record_batch(&[restored, unban, de, de2, fr, unknown])
+        .await
+        .unwrap();
+    let s = store.summary(&all_time()).await.unwrap();
+    assert_eq!(
+        (s.bans, s.unique_ips, s.countries, s.jails, s.hosts),
+        (4, 3, 2, 2, 2),
+        "{s:?}"
+    );
+    let none = store
+        .summary(&StatsQuery::range(at(10, 0, 0), at(11, 0, 0)))
+        .await
+        .unwrap();
+    assert_eq!((none.bans, none.unique_ips), (0, 0));
+}
+
+async fn currently_banned_follows_bans_and_unbans(store: Store) {
+    let now = Utc::now();
+    let mut permanent = ban("203.0.113.1", "sshd", "web1", now - Duration::days(3));
+    permanent.bantime = Some(-1);
+    let mut expired = ban("203.0.113.2", "sshd", "web1", now - Duration::hours(2));
+    expired.bantime = Some(600);
+    let mut active = ban("203.0.113.3", "sshd", "web1", now - Duration::minutes(1));
+    active.bantime = Some(3600);
+    let mut released = ban("203.0.113.4", "sshd", "web1", now - Duration::minutes(2));
+    released.bantime = Some(3600);
+    let mut unban = released.clone();
+    unban.kind = EventKind::Unban;
+    unban.time = released.time + Duration::seconds(30);
+    // Out of order: an old unban arriving after a newer ban must not release it.
+    let mut stale_unban = active.clone();
+    stale_unban.kind = EventKind::Unban;
+    stale_unban.time = active.time - Duration::hours(1);
+    store
+        .record_batch(&[permanent, expired, active, released, unban, stale_unban])
+        .await
+        .unwrap();
+    let s = store.summary(&StatsQuery::last_days(7)).await.unwrap();
+    assert_eq!(s.currently_banned, 2, "permanent and active only: {s:?}");
+}
+
+async fn bans_per_day_is_zero_filled_in_the_time_zone(store: Store) {
+    let berlin: Tz = "Europe/Berlin".parse().unwrap();
+    let d0 = traffic::base_day();
+    let utc = |day: i64, h: u32, m: u32| at(day, h, m);
+    // 23:30 UTC is already the next day in Berlin (UTC+1 or +2).
+    store
+        .record_batch(&[
+            ban("192.0.2.1", "sshd", "web1", utc(0, 12, 0)),
+            ban("192.0.2.2", "sshd", "web1", utc(0, 23, 30)),
+            ban("192.0.2.3", "sshd", "web1", utc(3, 9, 0)),
+            ban("192.0.2.4", "sshd", "web1", utc(3, 10, 0)),
+        ])
+        .await
+        .unwrap();
+    let q = StatsQuery::range(utc(0, 0, 0), utc(5, 0, 0));
+    let days = store.bans_per_day(&q, chrono_tz::UTC).await.unwrap();
+    let counts: Vec<(NaiveDate, u64)> = days.iter().map(|d| (d.day, d.bans)).collect();
+    let day = |n: i64| d0 + Duration::days(n);
+    assert_eq!(
+        counts,
+        [
+            (day(0), 2),
+            (day(1), 0),
+            (day(2), 0),
+            (day(3), 2),
+            (day(4), 0)
+        ]
+    );
+    let local = store.bans_per_day(&q, berlin).await.unwrap();
+    assert_eq!(local.first().unwrap().day, day(0));
+    let by_day: BTreeMap<NaiveDate, u64> = local.iter().map(|d| (d.day, d.bans)).collect();
+    assert_eq!(by_day[&day(0)], 1);
+    assert_eq!(by_day[&day(1)], 1);
+    assert_eq!(by_day[&day(3)], 2);
+    assert_eq!(local.iter().map(|d| d.bans).sum::<u64>(), 4);
+    assert!(
+        local
+            .windows(2)
+            .all(|w| w[1].day == w[0].day + Duration::days(1)),
+        "no gaps"
+    );
+    let tokyo: Tz = "Asia/Kathmandu".parse().unwrap(); // UTC+5:45
+    let nepal = store.bans_per_day(&q, tokyo).await.unwrap();
+    assert_eq!(nepal.iter().map(|d| d.bans).sum::<u64>(), 4);
+}
+
+/// Random events over three weeks, then every statistic over ranges cut at odd
+/// moments, compared with a computation over the raw events.
+async fn statistics_match_a_naive_model(store: Store) {
+    let mut rng = traffic::Rng::with_seed(0x5eed);
+    let events = traffic::skewed_events(&mut rng, at(0, 0, 0), at(21, 0, 0), 600);
+    for chunk in events.chunks(97) {
+        store.record_batch(chunk).await.unwrap();
+    }
+    let ranges = [
+        (at(0, 0, 0), at(21, 0, 0)),
+        (at(2, 13, 17), at(9, 4, 2)),
+        (at(5, 0, 0), at(5, 23, 59)),
+        (at(6, 18, 0), at(7, 6, 0)),
+        (at(14, 0, 0), at(15, 0, 0)),
+        (at(-5, 0, 0), at(30, 0, 0)),
+    ];
+    for (since, until) in ranges {
+        for host in [None, Some("web2")] {
+            let mut q = StatsQuery::range(since, until);
+            q.scope.host = host.map(str::to_owned);
+            check_against_model(&store, &events, &q).await;
+            let new_bans: Vec<&BanEvent> = events.iter().filter(|e| e.is_new_ban()).collect();
+            // Per day in UTC.
+            let days = store.bans_per_day(&q, chrono_tz::UTC).await.unwrap();
+            let first_day = since.date_naive();
+            let last_day = (until - Duration::milliseconds(1)).date_naive();
+            assert_eq!(days.first().unwrap().day, first_day);
+            assert_eq!(days.last().unwrap().day, last_day);
+            for d in &days {
+                let want = new_bans
+                    .iter()
+                    .filter(|e| e.time.date_naive() == d.day && host.is_none_or(|h| e.host == h))
+                    .count() as u64;
+                assert_eq!(d.bans, want, "day {} of {q:?}", d.day);
+            }
+        }
+    }
+}
+
+/// The rolling 24 h / 7 d / 30 d windows: built, moved forward, fed late events,
+/// re-located and pruned, always equal to the naive computation.
+async fn rolling_windows_match_the_naive_model(store: Store) {
+    let mut rng = traffic::Rng::with_seed(0xa11);
+    let now = Utc::now() - Duration::minutes(1);
+    let start = now - Duration::days(45);
+    let mut events: Vec<BanEvent> = Vec::new();
+    let steps = [35, 20, 12, 6, 2, 0];
+    let mut cursor = start;
+    for (n, days_before) in steps.iter().enumerate() {
+        let until = now - Duration::days(*days_before) - Duration::hours(5 - n as i64);
+        let fresh = traffic::skewed_events(&mut rng, cursor, until, 150);
+        // Late arrivals: some inside the windows, some older than every cut.
+        let late = traffic::skewed_events(&mut rng, start, until, 20);
+        cursor = until;
+        store.record_batch(&fresh).await.unwrap();
+        store.record_batch(&late).await.unwrap();
+        events.extend(fresh);
+        events.extend(late);
+        for days in [1, 7, 30] {
+            let q = StatsQuery::range(until - Duration::days(days), until);
+            check_against_model(&store, &events, &q).await;
+        }
+    }
+    let (victim, g) = (
+        events[3].ip,
+        Geo {
+            asn: Some(64_500),
+            as_org: Some("Moved".into()),
+            ..geo("FR")
+        },
+    );
+    store.set_geo(victim, &g).await.unwrap();
+    for e in events.iter_mut().filter(|e| e.ip == victim) {
+        e.geo = Some(g.clone());
+    }
+    let until = now + Duration::seconds(30);
+    for days in [1, 7, 30] {
+        check_against_model(
+            &store,
+            &events,
+            &StatsQuery::range(until - Duration::days(days), until),
+        )
+        .await;
+    }
+    let cutoff = now - Duration::days(3);
+    store.prune(cutoff).await.unwrap();
+    events.retain(|e| e.time >= cutoff);
+    let until = now + Duration::seconds(40);
+    for days in [1, 7, 30] {
+        check_against_model(
+            &store,
+            &events,
+            &StatsQuery::range(until - Duration::days(days), until),
+        )
+        .await;
+    }
+}
+
+/// Every statistic for `q` equals a computation over the raw `events`.
+async fn check_against_model(store: &Store, events: &[BanEvent], q: &StatsQuery) {
+    let (since, until, host) = (q.since, q.until, q.scope.host.as_deref());
+    let new_bans: Vec<&BanEvent> = events.iter().filter(|e| e.is_new_ban()).collect();
+    let scope: Vec<&BanEvent> = new_bans
+        .iter()
+        .copied()
+        .filter(|e| e.time >= since && e.time < until && host.is_none_or(|h| e.host == h))
+        .collect();
+    let s = store.summary(q).await.unwrap();
+    let distinct = |f: &dyn Fn(&BanEvent) -> Option<String>| {
+        scope
+            .iter()
+            .filter_map(|e| f(e))
+            .collect::<BTreeSet<_>>()
+            .len() as u64
+    };
+    assert_eq!(s.bans, scope.len() as u64, "bans {q:?}");
+    assert_eq!(store.ban_count(q).await.unwrap(), s.bans, "ban_count {q:?}");
+    assert_eq!(
+        s.unique_ips,
+        distinct(&|e| Some(e.ip.to_string())),
+        "ips {q:?}"
+    );
+    assert_eq!(s.jails, distinct(&|e| Some(e.jail.clone())), "jails {q:?}");
+    assert_eq!(s.hosts, distinct(&|e| Some(e.host.clone())), "hosts {q:?}");
+    assert_eq!(
+        s.countries,
+        distinct(&|e| e.geo.as_ref().and_then(|g| g.country.clone())),
+        "countries {q:?}"
+    );
+
+    // Top offenders: bans desc, last seen desc, then address.
+    let mut per_ip: BTreeMap<IpAddr, ModelOffender> = BTreeMap::new();
+    for e in &scope {
+        let entry = per_ip
+            .entry(e.ip)
+            .or_insert((0, e.time, e.time, BTreeSet::new()));
+        entry.0 += 1;
+        entry.1 = entry.1.min(e.time);
+        entry.2 = entry.2.max(e.time);
+        entry.3.insert(e.jail.clone());
+    }
+    let top = store.top_offenders(q, 1000).await.unwrap();
+    assert_eq!(top.len(), per_ip.len());
+    for o in &top {
+        let (bans, first, last, jails) = &per_ip[&o.ip];
+        assert_eq!(
+            (o.bans, o.first_seen, o.last_seen),
+            (*bans, *first, *last),
+            "{o:?}"
+        );
+        assert_eq!(o.jails, jails.iter().cloned().collect::<Vec<_>>());
+    }
+    assert!(
+        top.windows(2)
+            .all(|w| (w[0].bans, w[0].last_seen) >= (w[1].bans, w[1].last_seen)),
+        "order"
+    );
+    let top3 = store.top_offenders(q, 3).await.unwrap();
+    assert_eq!(top3[..], top[..top.len().min(3)]);
+
+    // Rankings.
+    for by in [TopBy::Jail, TopBy::Host, TopBy::Country, TopBy::Network] {
+        let key = |e: &BanEvent| -> Option<String> {
+            match by {
+                TopBy::Jail => Some(e.jail.clone()),
+                TopBy::Host => Some(e.host.clone()),
+                TopBy::Country => e.geo.as_ref().and_then(|g| g.country.clone()),
+                _ => Some(aegis_core::network_of(e.ip).to_string()),
+            }
+        };
+        let mut want: BTreeMap<String, (u64, BTreeSet<IpAddr>)> = BTreeMap::new();
+        for e in &scope {
+            if let Some(k) = key(e) {
+                let w = want.entry(k).or_default();
+                w.0 += 1;
+                w.1.insert(e.ip);
+            }
+        }
+        let got = store.top(q, by, 1000).await.unwrap();
+        let got: BTreeMap<String, (u64, u64)> = got
+            .into_iter()
+            .map(|t| (t.key, (t.bans, t.unique_ips)))
+            .collect();
+        let want: BTreeMap<String, (u64, u64)> = want
+            .into_iter()
+            .map(|(k, (b, ips))| (k, (b, ips.len() as u64)))
+            .collect();
+        assert_eq!(got, want, "{by:?} {q:?}");
+    }
+}
+
+async fn top_rankings(store: Store) {
+    let mut events = Vec::new();
+    for (ip, n, country, asn) in [
+        ("203.0.113.7", 5, "CN", 4134),
+        ("203.0.113.8", 3, "CN", 4134),
+        ("198.51.100.1", 4, "US", 15169),
+        ("2001:db8:1:2::7", 2, "DE", 3320),
+    ] {
+        for i in 0..n {
+            let mut e = ban(
+                ip,
+                if i % 2 == 0 { "sshd" } else { "nginx" },
+                "web1",
+                at(2, i, 0),
+            );
+            e.geo = Some(Geo {
+                asn: Some(asn),
+                as_org: Some(format!("Org {asn}")),
+                ..geo(country)
+            });
+            events.push(e);
+        }
+    }
+    store.record_batch(&events).await.unwrap();
+    let q = all_time();
+    let top = store.top_offenders(&q, 2).await.unwrap();
+    assert_eq!(top.len(), 2);
+    assert_eq!((top[0].ip, top[0].bans), (ip("203.0.113.7"), 5));
+    assert_eq!(top[0].jails, ["nginx", "sshd"]);
+    assert_eq!(top[0].country.as_deref(), Some("CN"));
+    assert_eq!(top[0].first_seen, at(2, 0, 0));
+    assert_eq!(top[0].last_seen, at(2, 4, 0));
+    assert_eq!((top[1].ip, top[1].bans), (ip("198.51.100.1"), 4));
+
+    let keys = |by| {
+        let store = store.clone();
+        let q = q.clone();
+        async move {
+            store
+                .top(&q, by, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|t| (t.key, t.label, t.bans, t.unique_ips))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        keys(TopBy::Country).await,
+        [
+            ("CN".into(), None, 8, 2),
+            ("US".into(), None, 4, 1),
+            ("DE".into(), None, 2, 1)
+        ]
+    );
+    assert_eq!(
+        keys(TopBy::Asn).await[0],
+        ("AS4134".into(), Some("Org 4134".into()), 8, 2)
+    );
+    assert_eq!(
+        keys(TopBy::Network).await,
+        [
+            ("203.0.113.0/24".into(), None, 8, 2),
+            ("198.51.100.0/24".into(), None, 4, 1),
+            ("2001:db8:1:2::/64".into(), None, 2, 1)
+        ]
+    );
+    assert_eq!(keys(TopBy::Jail).await[0], ("sshd".into(), None, 8, 4));
+    assert_eq!(keys(TopBy::Host).await, [("web1".into(), None, 14, 4)]);
+    assert_eq!(store.top(&q, TopBy::Country, 1).await.unwrap().len(), 1);
+}
+
+async fn ip_history_is_complete_and_ordered(store: Store) {
+    let a = ban("203.0.113.7", "sshd", "web1", at(3, 0, 0));
+    let mut b = ban("203.0.113.7", "sshd", "web1", at(1, 0, 0));
+    b.kind = EventKind::Unban;
+    let c = ban("203.0.113.7", "nginx", "web2", at(2, 0, 0));
+    let other = ban("203.0.113.8", "sshd", "web1", at(2, 0, 0));
+    store.record_batch(&[a, b, c, other]).await.unwrap();
+    let history = store.ip_history(ip("::ffff:203.0.113.7")).await.unwrap();
+    let times: Vec<_> = history.iter().map(|e| e.event.time).collect();
+    assert_eq!(times, [at(1, 0, 0), at(2, 0, 0), at(3, 0, 0)]);
+    assert!(store.ip_history(ip("192.0.2.99")).await.unwrap().is_empty());
+}
+
+async fn prune_removes_old_events_and_their_statistics(store: Store) {
+    let events: Vec<BanEvent> = (0..10)
+        .map(|d| ban(&format!("192.0.2.{d}"), "sshd", "web1", at(d, 12, 0)))
+        .collect();
+    store.record_batch(&events).await.unwrap();
+    // Cut in the middle of day 5: its noon event goes, the next ones stay.
+    let removed = store.prune(at(5, 18, 0)).await.unwrap();
+    assert_eq!(removed, 6);
+    assert_eq!(
+        store.count_events(&EventFilter::default()).await.unwrap(),
+        4
+    );
+    let q = StatsQuery::range(at(0, 0, 0), at(10, 0, 0));
+    let s = store.summary(&q).await.unwrap();
+    assert_eq!((s.bans, s.unique_ips), (4, 4));
+    let days = store.bans_per_day(&q, chrono_tz::UTC).await.unwrap();
+    assert_eq!(
+        days.iter().map(|d| d.bans).collect::<Vec<_>>(),
+        [0, 0, 0, 0, 0, 0, 1, 1, 1, 1]
+    );
+    assert_eq!(store.top_offenders(&q, 100).await.unwrap().len(), 4);
+    assert_eq!(store.distinct_ips(None, 100).await.unwrap().len(), 4);
+    assert_eq!(store.prune(at(5, 18, 0)).await.unwrap(), 0);
+}
+
+async fn set_geo_updates_events_and_statistics(store: Store) {
+    let a = ban("203.0.113.7", "sshd", "web1", at(1, 0, 0));
+    let b = ban("203.0.113.7", "nginx", "web1", at(2, 0, 0));
+    let c = ban("198.51.100.1", "sshd", "web1", at(2, 0, 0));
+    store.record_batch(&[a, b, c]).await.unwrap();
+    let g = Geo {
+        city: Some("Beijing".into()),
+        latitude: Some(39.9),
+        longitude: Some(116.4),
+        asn: Some(4134),
+        as_org: Some("Chinanet".into()),
+        ..geo("CN")
+    };
+    assert_eq!(store.set_geo(ip("203.0.113.7"), &g).await.unwrap(), 2);
+    for e in store.ip_history(ip("203.0.113.7")).await.unwrap() {
+        assert_eq!(e.event.geo.as_ref(), Some(&g));
+    }
+    let countries = store.top(&all_time(), TopBy::Country, 10).await.unwrap();
+    assert_eq!(countries.len(), 1);
+    assert_eq!((countries[0].key.as_str(), countries[0].bans), ("CN", 2));
+    let listed = store
+        .events(
+            &EventFilter {
+                scope: Scope {
+                    country: Some("CN".into()),
+                    ..Scope::default()
+                },
+                ..Default::default()
+            },
+            Page::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+    let bad = Geo {
+        country: Some("china".into()),
+        ..Geo::default()
+    };
+    assert!(store.set_geo(ip("203.0.113.7"), &bad).await.is_err());
+    assert_eq!(store.set_geo(ip("192.0.2.250"), &g).await.unwrap(), 0);
+}
+
+async fn concurrent_writers_lose_nothing(store: Store) {
+    let mut tasks = Vec::new();
+    for w in 0..50 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..4 {
+                let e = ban(
+                    &format!("10.{w}.{i}.1"),
+                    "sshd",
+                    &format!("host{}", w % 4),
+                    at(1, w, i),
+                );
+                store.record(&e).await.unwrap();
+                // A retry racing the original.
+                store.record(&e).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        store.count_events(&EventFilter::default()).await.unwrap(),
+        200
+    );
+    let s = store.summary(&all_time()).await.unwrap();
+    assert_eq!((s.bans, s.unique_ips, s.hosts), (200, 200, 4));
+}
+
+async fn distinct_ips_pages_through_addresses(store: Store) {
+    let events: Vec<BanEvent> = [
+        "192.0.2.3",
+        "192.0.2.1",
+        "2001:db8::1",
+        "192.0.2.1",
+        "10.0.0.1",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, a)| ban(a, "sshd", "web1", at(1, i as u32, 0)))
+    .collect();
+    store.record_batch(&events).await.unwrap();
+    let first = store.distinct_ips(None, 2).await.unwrap();
+    assert_eq!(first, [ip("10.0.0.1"), ip("192.0.2.1")]);
+    let rest = store.distinct_ips(Some(first[1]), 10).await.unwrap();
+    assert_eq!(rest, [ip("192.0.2.3"), ip("2001:db8::1")]);
+}
+
+async fn stats_filters_by_host_jail_and_country(store: Store) {
+    let mut events = Vec::new();
+    for (i, (jail, host, country)) in [
+        ("sshd", "web1", "DE"),
+        ("sshd", "web2", "CN"),
+        ("nginx", "web1", "CN"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut e = ban(&format!("192.0.2.{i}"), jail, host, at(1, i as u32, 0));
+        e.geo = Some(geo(country));
+        events.push(e);
+    }
+    store.record_batch(&events).await.unwrap();
+    let mut q = all_time();
+    q.scope.country = Some("CN".into());
+    assert_eq!(store.summary(&q).await.unwrap().bans, 2);
+    assert_eq!(store.ban_count(&q).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .bans_per_day(&q, chrono_tz::UTC)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.bans)
+            .sum::<u64>(),
+        2
+    );
+    q.scope.jail = Some("sshd".into());
+    assert_eq!(store.top_offenders(&q, 10).await.unwrap().len(), 1);
+    q.scope.country = None;
+    q.scope.host = Some("web1".into());
+    assert_eq!(store.summary(&q).await.unwrap().bans, 1);
+    assert_eq!(store.ban_count(&q).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .bans_per_day(&q, chrono_tz::UTC)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.bans)
+            .sum::<u64>(),
+        1
+    );
+}
+
+fn all_time() -> StatsQuery {
+    StatsQuery::range(
+        Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap(),
+        Utc::now() + Duration::days(1),
+    )
+}
+
+async fn geo_cache_round_trips(store: Store) {
+    let known = (
+        ip("8.8.8.8"),
+        Some(Geo {
+            city: Some("Mountain View".into()),
+            asn: Some(15169),
+            ..geo("US")
+        }),
+    );
+    let unknown = (ip("2a00:1450::1"), None);
+    assert!(store
+        .geo_cache()
+        .cached_geo(&[known.0, unknown.0])
+        .await
+        .unwrap()
+        .is_empty());
+    store
+        .geo_cache()
+        .cache_geo(&[known.clone(), unknown.clone()])
+        .await
+        .unwrap();
+    let cached = store
+        .geo_cache()
+        .cached_geo(&[ip("::ffff:8.8.8.8"), unknown.0, ip("1.1.1.1")])
+        .await
+        .unwrap();
+    assert_eq!(cached, [known.clone(), unknown]);
+    let newer = (known.0, Some(geo("CA")));
+    store
+        .geo_cache()
+        .cache_geo(std::slice::from_ref(&newer))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.geo_cache().cached_geo(&[known.0]).await.unwrap(),
+        [newer]
+    );
+    let bad = (
+        known.0,
+        Some(Geo {
+            latitude: Some(200.0),
+            ..Geo::default()
+        }),
+    );
+    assert!(store.geo_cache().cache_geo(&[bad]).await.is_err());
+}

@@ -1,0 +1,116 @@
+//! `aegis-web`: the Aegis dashboard (server-rendered pages, a world map and a
+//! daily chart), its JSON API, exports, Prometheus metrics and health check.
+//!
+//! [`Dashboard`] holds what every request needs; [`serve`] runs it on a
+//! listener. Everything it shows comes from the [`Storage`] statistics, so a
+//! page costs the same at a thousand events as at ten million.
+#![warn(missing_docs)]
+
+mod api;
+pub mod app;
+mod assets;
+mod auth;
+mod cache;
+mod demo;
+mod error;
+mod export;
+mod metrics;
+mod pages;
+mod params;
+mod views;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{from_fn, DefaultHeaders};
+use actix_web::{web, App, HttpServer};
+use aegis_core::{Storage, Tz};
+
+pub use auth::{hash_password, Auth};
+pub use demo::{demo_events, live_event, DEMO_HOST_SUFFIX};
+
+/// Everything a request needs: the store, the time zone days are counted in,
+/// and who may look.
+pub struct Dashboard {
+    /// Where events are read from.
+    pub storage: Arc<dyn Storage>,
+    /// Days in charts and dates in forms are in this zone.
+    pub tz: Tz,
+    /// Who may look; open when nothing is configured.
+    pub auth: Auth,
+    /// Show the "demo data" banner.
+    pub demo: bool,
+}
+
+/// Shared state of the running server.
+pub(crate) struct State {
+    pub dashboard: Dashboard,
+    pub templates: tera::Tera,
+    pub metrics: metrics::Metrics,
+    pub answers: cache::SecondCache,
+}
+
+/// The Content-Security-Policy: only this server's scripts, styles and data.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Starts serving `dashboard` on `listener` (call inside a Tokio/actix runtime).
+///
+/// Uses one worker per core; the returned server runs until stopped.
+pub fn serve(dashboard: Dashboard, listener: TcpListener) -> anyhow::Result<Server> {
+    let state = web::Data::new(State {
+        dashboard,
+        templates: pages::templates()?,
+        metrics: metrics::Metrics::default(),
+        answers: cache::SecondCache::default(),
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(from_fn(auth::require))
+            .wrap(from_fn(metrics::observe))
+            .wrap(
+                DefaultHeaders::new()
+                    .add(("Content-Security-Policy", CSP))
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("X-Frame-Options", "DENY"))
+                    .add(("Referrer-Policy", "no-referrer"))
+                    .add((
+                        "Permissions-Policy",
+                        "geolocation=(), camera=(), microphone=()",
+                    )),
+            )
+            .configure(routes)
+    })
+    // Reads wait for one of a few pooled connections anyway; more threads only cost memory.
+    .worker_max_blocking_threads(4)
+    .listen(listener)?
+    .shutdown_timeout(5)
+    .run();
+    Ok(server)
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(pages::overview)
+        .service(pages::scoped)
+        .service(pages::ip)
+        .service(pages::events)
+        .service(export::events_csv)
+        .service(export::events_json)
+        .service(export::blocklist)
+        .service(assets::asset)
+        .service(metrics::health)
+        .service(metrics::metrics)
+        .service(
+            web::scope("/api/v1")
+                .service(api::summary)
+                .service(api::daily)
+                .service(api::top)
+                .service(api::events)
+                .service(api::ip)
+                .service(api::map)
+                .default_service(web::to(api::not_found)),
+        )
+        .default_service(web::to(pages::not_found));
+}

@@ -1,0 +1,619 @@
+//! The API, pages, exports and metrics of an in-process server on port 0.
+
+use std::net::{IpAddr, TcpListener};
+use std::sync::Arc;
+
+use aegis_core::{connect, parse_ip, BanEvent, EventKind, Geo, Storage, StorageUrl, WebSettings};
+use aegis_web::{hash_password, Auth, Dashboard};
+use chrono::{Duration, Utc};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// Attacker-controlled text as it could reach every stored field.
+const XSS: &str = "<script>window.__xss=1</script><img src=x onerror=alert(1)>\"'&";
+
+struct Server {
+    base: String,
+    store: Arc<dyn Storage>,
+    http: reqwest::Client,
+}
+
+impl Server {
+    async fn start(auth: Auth) -> Server {
+        let store = connect(&StorageUrl::parse("sqlite::memory:").unwrap())
+            .await
+            .unwrap();
+        Server::on(store, auth)
+    }
+
+    fn on(store: Arc<dyn Storage>, auth: Auth) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let dashboard = Dashboard {
+            storage: store.clone(),
+            tz: "Europe/Berlin".parse().unwrap(),
+            auth,
+            demo: false,
+        };
+        let server = aegis_web::serve(dashboard, listener).unwrap();
+        actix_web::rt::spawn(server);
+        Server {
+            base,
+            store,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn open() -> Server {
+        Server::start(Auth::default()).await
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn json(&self, path: &str) -> (StatusCode, Value) {
+        let r = self.get(path).await;
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        let value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"));
+        (status, value)
+    }
+
+    async fn text(&self, path: &str) -> (StatusCode, String) {
+        let r = self.get(path).await;
+        (r.status(), r.text().await.unwrap())
+    }
+}
+
+fn ban(ip: &str, jail: &str, host: &str, ago: Duration) -> BanEvent {
+    let mut e = BanEvent::new(
+        EventKind::Ban,
+        parse_ip(ip).unwrap(),
+        jail,
+        host,
+        Utc::now() - ago,
+    )
+    .unwrap();
+    e.failures = Some(5);
+    e.bantime = Some(600);
+    e
+}
+
+fn located(mut e: BanEvent, country: &str, city: &str, lat: f64, lon: f64) -> BanEvent {
+    e.geo = Some(Geo {
+        country: Some(country.into()),
+        city: Some(city.into()),
+        latitude: Some(lat),
+        longitude: Some(lon),
+        asn: Some(64_500),
+        as_org: Some("Example AS".into()),
+    });
+    e
+}
+
+/// Three addresses: one in CN with three bans, one in DE, one in the US.
+async fn seed(store: &dyn Storage) {
+    let events = vec![
+        located(
+            ban("198.51.100.7", "sshd", "web1", Duration::hours(1)),
+            "CN",
+            "Beijing",
+            39.9,
+            116.4,
+        ),
+        located(
+            ban("198.51.100.7", "sshd", "web2", Duration::hours(2)),
+            "CN",
+            "Beijing",
+            39.9,
+            116.4,
+        ),
+        located(
+            ban("198.51.100.7", "nginx", "web1", Duration::hours(30)),
+            "CN",
+            "Beijing",
+            39.9,
+            116.4,
+        ),
+        located(
+            ban("198.51.100.9", "sshd", "web1", Duration::hours(3)),
+            "CN",
+            "Beijing",
+            39.9,
+            116.4,
+        ),
+        located(
+            ban("203.0.113.5", "postfix", "mail", Duration::days(3)),
+            "DE",
+            "Berlin",
+            52.5,
+            13.4,
+        ),
+        located(
+            ban("2001:db8::1", "sshd", "web1", Duration::days(40)),
+            "US",
+            "Ashburn",
+            39.0,
+            -77.5,
+        ),
+    ];
+    store.record_batch(&events).await.unwrap();
+}
+
+#[actix_web::test]
+async fn figures_match_the_store() {
+    let s = Server::open().await;
+    seed(s.store.as_ref()).await;
+
+    let (status, summary) = s.json("/api/v1/summary?range=24h").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(summary["bans"], 3);
+    assert_eq!(summary["unique_ips"], 2);
+    assert_eq!(summary["previous_bans"], 1, "the ban 30 hours ago");
+    let (_, week) = s.json("/api/v1/summary?range=7d&jail=sshd").await;
+    assert_eq!(week["bans"], 3);
+
+    let (_, top) = s.json("/api/v1/top?by=ip&range=7d").await;
+    assert_eq!(top["entries"][0]["ip"], "198.51.100.7");
+    assert_eq!(top["entries"][0]["bans"], 3);
+    let (_, countries) = s.json("/api/v1/top?by=country&range=7d").await;
+    assert_eq!(countries["entries"][0]["key"], "CN");
+    assert_eq!(countries["entries"][0]["bans"], 4);
+
+    let (_, daily) = s.json("/api/v1/daily?days=7").await;
+    let days = daily["days"].as_array().unwrap();
+    assert_eq!(days.len(), 7);
+    let total: u64 = days.iter().map(|d| d["bans"].as_u64().unwrap()).sum();
+    assert_eq!(
+        total, 5,
+        "every ban of the last 7 days, zero-filled days included"
+    );
+    assert_eq!(daily["tz"], "Europe/Berlin");
+
+    let (_, events) = s.json("/api/v1/events?country=CN&limit=2").await;
+    assert_eq!(events["total"], 4);
+    assert_eq!(events["events"].as_array().unwrap().len(), 2);
+    let (_, events) = s
+        .json("/api/v1/events?cidr=198.51.100.0/24&jail=sshd&order=asc")
+        .await;
+    assert_eq!(events["total"], 3);
+
+    let (_, ip) = s.json("/api/v1/ip/198.51.100.7").await;
+    assert_eq!(ip["bans"], 3);
+    assert_eq!(ip["jails"], serde_json::json!(["nginx", "sshd"]));
+    assert_eq!(ip["neighbours"][0]["ip"], "198.51.100.9");
+
+    let (_, map) = s.json("/api/v1/map?range=7d").await;
+    assert_eq!(map["countries"]["CN"], 4);
+    assert_eq!(map["countries"]["DE"], 1);
+    assert!(
+        map["countries"].get("US").is_none(),
+        "40 days ago is outside 7 days"
+    );
+    assert_eq!(map["points"][0]["label"], "Beijing, CN");
+    assert_eq!(map["points"][0]["bans"], 4);
+}
+
+/// The same figures from a MongoDB store (`AEGIS_TEST_MONGODB_URI`, started by
+/// `scripts/test`): the dashboard only knows the `Storage` trait.
+#[actix_web::test]
+async fn figures_match_a_mongodb_store() {
+    let uri = std::env::var("AEGIS_TEST_MONGODB_URI")
+        .expect("AEGIS_TEST_MONGODB_URI is not set: scripts/test starts the test server");
+    let (base, options) = uri.split_once('?').unwrap_or((&uri, ""));
+    let url = format!(
+        "{}/aegis_web_{}?{options}",
+        base.trim_end_matches('/'),
+        std::process::id()
+    );
+    let store = connect(&StorageUrl::parse(&url).unwrap()).await.unwrap();
+    let s = Server::on(store, Auth::default());
+    seed(s.store.as_ref()).await;
+    let (_, summary) = s.json("/api/v1/summary?range=24h").await;
+    assert_eq!(
+        (summary["bans"].as_u64(), summary["previous_bans"].as_u64()),
+        (Some(3), Some(1))
+    );
+    let (_, top) = s.json("/api/v1/top?by=ip&range=7d").await;
+    assert_eq!(top["entries"][0]["ip"], "198.51.100.7");
+    let (_, map) = s.json("/api/v1/map?range=7d").await;
+    assert_eq!(map["countries"]["CN"], 4);
+    let (_, events) = s
+        .json("/api/v1/events?cidr=198.51.100.0/24&jail=sshd")
+        .await;
+    assert_eq!(events["total"], 3);
+    for path in ["/", "/ip/198.51.100.7", "/events?country=CN", "/jail/sshd"] {
+        let (status, html) = s.text(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {html}");
+    }
+    let (_, html) = s.text("/").await;
+    assert!(html.contains(r#"data-figure="bans-24h">3<"#));
+    let csv = s.get("/events.csv?country=CN").await.text().await.unwrap();
+    assert_eq!(csv.lines().count(), 5, "a header and four events: {csv}");
+}
+
+#[actix_web::test]
+async fn pages_show_the_figures() {
+    let s = Server::open().await;
+    seed(s.store.as_ref()).await;
+    for path in [
+        "/",
+        "/?range=7d&days=90",
+        "/country/CN",
+        "/jail/sshd",
+        "/host/web1",
+        "/events",
+        "/ip/198.51.100.7",
+    ] {
+        let (status, html) = s.text(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {html}");
+        assert!(html.contains("</html>"), "{path}");
+    }
+    let (_, html) = s.text("/").await;
+    assert!(html.contains(r#"data-figure="bans-24h">3<"#), "{html}");
+    assert!(html.contains("198.51.100.7"));
+    let (_, html) = s.text("/country/DE").await;
+    assert!(html.contains(r#"data-figure="bans-7d">1<"#));
+    assert!(
+        !html.contains("198.51.100.7"),
+        "a country page shows only that country"
+    );
+    let (_, html) = s.text("/events?jail=postfix").await;
+    assert!(html.contains("<strong>1</strong> event"), "{html}");
+    let (status, html) = s.text("/ip/192.0.2.99").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(html.contains("Nothing is stored for 192.0.2.99"));
+}
+
+#[actix_web::test]
+async fn stored_markup_is_escaped_everywhere() {
+    let s = Server::open().await;
+    let ip = "192.0.2.66";
+    let mut e = ban(ip, XSS, XSS, Duration::minutes(5));
+    e.matches = vec![XSS.into()];
+    e.user = Some(XSS.into());
+    e.port = Some("<b>80</b>".into());
+    e.protocol = Some("<i>tcp</i>".into());
+    e.geo = Some(Geo {
+        country: Some("NL".into()),
+        city: Some(XSS.into()),
+        latitude: Some(52.4),
+        longitude: Some(4.9),
+        asn: Some(1),
+        as_org: Some(XSS.into()),
+    });
+    s.store.record(&e).await.unwrap();
+    let encoded: String = url::form_urlencoded::byte_serialize(XSS.as_bytes()).collect();
+    let pages = [
+        "/".to_owned(),
+        format!("/ip/{ip}"),
+        "/events".into(),
+        format!("/events?jail={encoded}"),
+        format!("/jail/{}", encoded.replace('+', "%20")),
+        format!("/host/{}", encoded.replace('+', "%20")),
+    ];
+    for path in &pages {
+        let (status, html) = s.text(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {html}");
+        assert!(
+            !html.contains("<script>window"),
+            "{path} let a script through"
+        );
+        assert!(!html.contains("<img src=x"), "{path} let markup through");
+    }
+    let (_, html) = s.text(&format!("/ip/{ip}")).await;
+    assert!(html.contains("&lt;script&gt;window.__xss=1&lt;&#x2F;script&gt;"));
+    // JSON keeps the exact text for programs.
+    let (_, detail) = s.json(&format!("/api/v1/ip/{ip}")).await;
+    assert_eq!(detail["matches"][0], XSS);
+    assert_eq!(detail["events"][0]["jail"], XSS);
+    // A search by that name finds it.
+    let (_, found) = s.json(&format!("/api/v1/events?host={encoded}")).await;
+    assert_eq!(found["total"], 1);
+}
+
+#[actix_web::test]
+async fn bad_parameters_get_clear_errors() {
+    let s = Server::open().await;
+    seed(s.store.as_ref()).await;
+    let cases = [
+        ("/api/v1/events?ip=999.1.1.1", "999.1.1.1"),
+        ("/api/v1/events?ip=1.1.1.1&ip=2.2.2.2", "more than once"),
+        ("/api/v1/events?cidr=10.0.0.0/99", "cidr"),
+        ("/api/v1/events?since=yesterday", "yesterday"),
+        ("/api/v1/events?until=2026-13-45", "2026-13-45"),
+        ("/api/v1/events?country=ZZZ", "ZZZ"),
+        ("/api/v1/events?kind=kick", "ban or unban"),
+        ("/api/v1/events?limit=0", "limit"),
+        ("/api/v1/events?limit=abc", "limit"),
+        ("/api/v1/events?limit=10001", "10000"),
+        ("/api/v1/events?offset=-1", "offset"),
+        ("/api/v1/events?order=sideways", "asc or desc"),
+        ("/api/v1/events?total=maybe", "true or false"),
+        ("/api/v1/events?jail=a%00b", "control"),
+        ("/api/v1/events?colour=red", "unknown parameter \"colour\""),
+        ("/api/v1/top?by=planet", "planet"),
+        ("/api/v1/top?limit=5000", "limit"),
+        ("/api/v1/summary?range=0h", "range"),
+        ("/api/v1/summary?range=forever", "forever"),
+        ("/api/v1/daily?days=0", "days"),
+        ("/api/v1/daily?jail=sshd&host=web1", "at most one"),
+        ("/api/v1/ip/not-an-ip", "not-an-ip"),
+        ("/blocklist.txt?min_bans=0", "min_bans"),
+        ("/events.csv?ip=1.2.3", "1.2.3"),
+    ];
+    for (path, says) in cases {
+        let r = s.get(path).await;
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        let error: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{path}: {body}"));
+        let message = error["error"].as_str().unwrap();
+        assert!(
+            message.contains(says),
+            "{path}: {message:?} should mention {says:?}"
+        );
+    }
+    let (status, body) = s.json("/api/v1/ip/192.0.2.1").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].as_str().unwrap().contains("192.0.2.1"));
+    let (status, _) = s.json("/api/v1/nothing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Pages answer in HTML, keeping the form.
+    let (status, html) = s.text("/events?country=ZZZ&jail=sshd").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("role=\"alert\"") && html.contains("ZZZ"));
+    assert!(
+        html.contains("value=\"sshd\""),
+        "the form keeps what was typed"
+    );
+    for path in [
+        "/?range=never",
+        "/ip/nope",
+        "/country/Germany",
+        "/nowhere",
+        "/?x=1",
+    ] {
+        let (status, html) = s.text(path).await;
+        assert!(status.is_client_error(), "{path}: {status}");
+        assert!(html.starts_with("<!doctype html>"), "{path}: {html}");
+    }
+}
+
+#[actix_web::test]
+async fn exports_stream_every_matching_event() {
+    let s = Server::open().await;
+    // More than one export page (10,000 rows).
+    let start = Utc::now() - Duration::days(10);
+    let events: Vec<BanEvent> = (0..12_345u32)
+        .map(|i| {
+            let ip = IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+            let mut e = BanEvent::new(
+                EventKind::Ban,
+                ip,
+                if i % 3 == 0 { "nginx" } else { "sshd" },
+                "web1",
+                start + Duration::seconds(i64::from(i) * 60),
+            )
+            .unwrap();
+            e.matches = vec![format!("line, with \"quotes\"\nand a newline {i}")];
+            e
+        })
+        .collect();
+    s.store.record_batch(&events).await.unwrap();
+
+    let r = s.get("/events.csv").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("attachment"));
+    let body = r.text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    assert_eq!(reader.headers().unwrap().get(0), Some("id"));
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 12_345);
+    assert!(rows.iter().all(|r| r[19].contains("\"quotes\"\nand")));
+    let ids: std::collections::HashSet<&str> = rows.iter().map(|r| r.get(0).unwrap()).collect();
+    assert_eq!(ids.len(), 12_345, "no row twice across pages");
+
+    let r = s.get("/events.json?jail=nginx").await;
+    let json: Vec<Value> = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(json.len(), 4_115);
+    assert!(json.iter().all(|e| e["jail"] == "nginx"));
+
+    let (status, list) = s.text("/blocklist.txt?range=30d&limit=5").await;
+    assert_eq!(status, StatusCode::OK);
+    let addresses: Vec<&str> = list.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(addresses.len(), 5);
+    assert!(addresses.iter().all(|a| a.parse::<IpAddr>().is_ok()));
+    let (_, none) = s.text("/blocklist.txt?min_bans=2").await;
+    assert_eq!(none.lines().filter(|l| !l.starts_with('#')).count(), 0);
+}
+
+#[actix_web::test]
+async fn headers_health_metrics_and_assets() {
+    let s = Server::open().await;
+    seed(s.store.as_ref()).await;
+    let r = s.get("/").await;
+    let h = r.headers();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert!(h["server-timing"].to_str().unwrap().starts_with("app;dur="));
+
+    let (status, health) = s.json("/health").await;
+    assert_eq!(
+        (status, health["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+
+    s.get("/ip/198.51.100.7").await;
+    s.get("/ip/198.51.100.9").await;
+    let (status, metrics) = s.text("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(metrics.contains("aegis_events_stored 6\n"), "{metrics}");
+    assert!(metrics.contains("aegis_bans_24h 3\n"));
+    assert!(metrics.contains("aegis_bans_24h_by_jail{jail=\"sshd\"} 3\n"));
+    assert!(metrics.contains("aegis_bans_24h_by_host{host=\"web1\"} 2\n"));
+    assert!(metrics.contains("aegis_last_event_timestamp_seconds "));
+    assert!(
+        metrics.contains("aegis_http_requests_total{route=\"/ip/{ip}\",status=\"200\"} 2\n"),
+        "{metrics}"
+    );
+
+    for asset in [
+        "app.css",
+        "app.js",
+        "uPlot.iife.min.js",
+        "jsvectormap.min.js",
+        "jsvectormap-world.js",
+        "favicon.svg",
+    ] {
+        let r = s.get(&format!("/static/{asset}")).await;
+        assert_eq!(r.status(), StatusCode::OK, "{asset}");
+        let etag = r.headers()["etag"].clone();
+        let again = s
+            .http
+            .get(format!("{}/static/{asset}", s.base))
+            .header("If-None-Match", etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{asset}");
+    }
+    assert_eq!(
+        s.get("/static/nothing.js").await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[actix_web::test]
+async fn credentials_guard_everything_but_health() {
+    let hash = hash_password("correct horse battery").unwrap();
+    let auth = Auth::from_settings(&WebSettings {
+        token: Some("0123456789abcdef-token".into()),
+        user: Some("admin".into()),
+        password_hash: Some(hash.into()),
+        ..WebSettings::default()
+    })
+    .unwrap();
+    let s = Server::start(auth).await;
+    let url = |p: &str| format!("{}{p}", s.base);
+    for path in [
+        "/",
+        "/api/v1/summary",
+        "/metrics",
+        "/events.csv",
+        "/static/app.css",
+    ] {
+        let r = s.get(path).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+        assert!(r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic"));
+    }
+    assert_eq!(s.get("/health").await.status(), StatusCode::OK);
+    let with = |req: reqwest::RequestBuilder| async { req.send().await.unwrap().status() };
+    assert_eq!(
+        with(s.http.get(url("/")).bearer_auth("0123456789abcdef-token")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        with(s.http.get(url("/")).bearer_auth("wrong")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        with(
+            s.http
+                .get(url("/"))
+                .basic_auth("anyone", Some("0123456789abcdef-token"))
+        )
+        .await,
+        StatusCode::OK
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            with(
+                s.http
+                    .get(url("/metrics"))
+                    .basic_auth("admin", Some("correct horse battery"))
+            )
+            .await,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        with(
+            s.http
+                .get(url("/"))
+                .basic_auth("admin", Some("wrong horse"))
+        )
+        .await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        with(
+            s.http
+                .get(url("/"))
+                .basic_auth("root", Some("correct horse battery"))
+        )
+        .await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Configuration mistakes are refused with the fix.
+    let bad = |w: WebSettings| Auth::from_settings(&w).err().unwrap().to_string();
+    assert!(bad(WebSettings {
+        token: Some("short".into()),
+        ..Default::default()
+    })
+    .contains("16"));
+    assert!(bad(WebSettings {
+        user: Some("admin".into()),
+        password_hash: Some("plaintext".into()),
+        ..Default::default()
+    })
+    .contains("aegis-web hash-password"));
+    assert!(bad(WebSettings {
+        user: Some("admin".into()),
+        ..Default::default()
+    })
+    .contains("both"));
+}
+
+#[actix_web::test]
+async fn answers_are_fresh_on_request_and_at_most_a_second_old() {
+    let s = Server::open().await;
+    s.store
+        .record(&ban("198.51.100.1", "sshd", "web1", Duration::minutes(1)))
+        .await
+        .unwrap();
+    let (_, first) = s.json("/api/v1/summary?range=24h").await;
+    assert_eq!(first["bans"], 1);
+    s.store
+        .record(&ban("198.51.100.2", "sshd", "web1", Duration::minutes(1)))
+        .await
+        .unwrap();
+    let fresh = s
+        .http
+        .get(format!("{}/api/v1/summary?range=24h", s.base))
+        .header("Cache-Control", "no-cache")
+        .send()
+        .await
+        .unwrap();
+    let fresh: Value = fresh.json().await.unwrap();
+    assert_eq!(fresh["bans"], 2, "no-cache asks the store");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (_, later) = s.json("/api/v1/summary?range=24h").await;
+    assert_eq!(later["bans"], 2, "a second later the answer is new");
+}

@@ -1,0 +1,117 @@
+//! The dashboard in real headless Chromium (Debian's `chromium`, driven by
+//! playwright-core from `tests/browser/`): see `tests/browser/check.mjs` for
+//! what is checked. Screenshots land in `target/screenshots/`.
+//!
+//! Needs node, /usr/bin/chromium (or $CHROMIUM) and `npm ci` run in
+//! `tests/browser/`; `scripts/install-test-deps` does all three. A missing
+//! piece fails the test: it never counts as a pass.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use aegis_core::{connect, parse_ip, BanEvent, EventKind, Geo, StorageUrl};
+use chrono::{Duration, Utc};
+
+const XSS_IP: &str = "192.0.2.66";
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn require(what: &str, found: bool, fix: &str) {
+    assert!(found, "{what} is missing: {fix}");
+}
+
+/// A store like a real one: the demo's ninety days plus an attacker's markup.
+async fn fill(db: &Path) {
+    let store = connect(&StorageUrl::parse(&format!("sqlite://{}", db.display())).unwrap())
+        .await
+        .unwrap();
+    let events = aegis_web::demo_events(Utc::now());
+    store.record_batch(&events).await.unwrap();
+    let payload = "<script>window.__xss=1</script><img src=x onerror=\"window.__xss=2\">";
+    let mut e = BanEvent::new(
+        EventKind::Ban,
+        parse_ip(XSS_IP).unwrap(),
+        "sshd",
+        "web-1.demo.invalid",
+        Utc::now() - Duration::minutes(1),
+    )
+    .unwrap();
+    e.matches = vec![payload.into()];
+    e.user = Some(payload.into());
+    e.geo = Some(Geo {
+        country: Some("NL".into()),
+        city: Some(payload.into()),
+        latitude: Some(52.37),
+        longitude: Some(4.9),
+        asn: Some(64_500),
+        as_org: Some(payload.into()),
+    });
+    store.record(&e).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboard_works_in_chromium() {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    require(
+        "Chromium",
+        Path::new(&chromium).exists(),
+        "apt-get install chromium (or set CHROMIUM)",
+    );
+    require(
+        "playwright-core",
+        here.join("node_modules/playwright-core").exists(),
+        "run `npm ci` in tests/browser",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    fill(&db).await;
+    let config = dir.path().join("aegis.toml");
+    std::fs::write(&config, "timezone = \"Europe/Berlin\"\n").unwrap();
+
+    let mut server = Killed(
+        Command::new(aegis_testkit::bin("aegis-web"))
+            .args(["--bind", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--storage")
+            .arg(format!("sqlite://{}", db.display()))
+            .env_remove("AEGIS_STORAGE_URL")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("aegis-web starts"),
+    );
+    let mut line = String::new();
+    BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .trim_end_matches('/')
+        .to_owned();
+
+    let screenshots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+    let run = Command::new("node")
+        .current_dir(&here)
+        .arg("check.mjs")
+        .arg(&base)
+        .arg(&screenshots)
+        .arg(XSS_IP)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("node runs (apt-get install nodejs npm)");
+    let out = String::from_utf8_lossy(&run.stdout);
+    let err = String::from_utf8_lossy(&run.stderr);
+    println!("{out}");
+    assert!(run.status.success(), "browser checks failed:\n{out}\n{err}");
+    assert!(screenshots.join("overview.png").exists());
+}

@@ -1,0 +1,17 @@
+//! What Aegis's tests share, so each crate's tests and the end-to-end stories
+//! read the same way:
+//!
+//! - [`TestStore`]: a store of its own per test, on any backend, dropped with
+//!   the test (MongoDB databases too);
+//! - [`Sandbox`]: the real `aegis` binary with a private configuration, store and
+//!   spool, [`ReportWorld`] for `aegis-report`, and [`bin`] for any binary;
+//! - [`traffic`]: seeded generated attack traffic and small event builders.
+
+mod report;
+mod sandbox;
+mod store;
+pub mod traffic;
+
+pub use report::ReportWorld;
+pub use sandbox::{bin, text, Sandbox};
+pub use store::{mongodb_url, open_sqlite, sqlite_url, TestStore};
