@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use aegis_core::{connect, parse_ip, BanEvent, EventKind, Geo, StorageUrl};
+use aegis_core::{parse_ip, BanEvent, EventKind, Geo};
 use chrono::{Duration, Utc};
 
 const XSS_IP: &str = "192.0.2.66";
@@ -30,9 +30,7 @@ fn require(what: &str, found: bool, fix: &str) {
 
 /// A store like a real one: the demo's ninety days plus an attacker's markup.
 async fn fill(db: &Path) {
-    let store = connect(&StorageUrl::parse(&format!("sqlite://{}", db.display())).unwrap())
-        .await
-        .unwrap();
+    let store = aegis_testkit::open_sqlite(db).await;
     let events = aegis_web::demo_events(Utc::now());
     store.record_batch(&events).await.unwrap();
     let payload = "<script>window.__xss=1</script><img src=x onerror=\"window.__xss=2\">";

@@ -16,26 +16,19 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use aegis_testkit::traffic::{self, at, ban, geo, ip};
 use aegis_testkit::TestStore;
 
+/// Every behaviour as a test on every backend: a module per backend, each test
+/// on a store of its own.
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
-        mod sqlite_file {
+        conformance!(@backend sqlite_file, $($test),*);
+        conformance!(@backend sqlite_memory, $($test),*);
+        conformance!(@backend mongodb, $($test),*);
+    };
+    (@backend $backend:ident, $($test:ident),*) => {
+        mod $backend {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $test() {
-                let db = super::TestStore::sqlite_file().await;
-                super::$test(db.store.clone()).await;
-            })*
-        }
-        mod sqlite_memory {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() {
-                let db = super::TestStore::sqlite_memory().await;
-                super::$test(db.store.clone()).await;
-            })*
-        }
-        mod mongodb {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() {
-                let db = super::TestStore::mongodb().await;
+                let db = super::TestStore::$backend().await;
                 super::$test(db.store.clone()).await;
             })*
         }

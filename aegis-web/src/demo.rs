@@ -57,33 +57,20 @@ const ORGS: [&str; 6] = [
     "Fictional Mobile",
 ];
 
-/// A small deterministic generator (SplitMix64): the same demo every time.
-struct Rng(u64);
+/// The demo is the same every time: one seeded generator makes it.
+type Rng = fastrand::Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn weighted<T: Copy>(&mut self, items: &[(T, u32)]) -> T {
-        let total: u32 = items.iter().map(|(_, w)| w).sum();
-        let mut pick = self.below(u64::from(total)) as u32;
-        for (item, w) in items {
-            if pick < *w {
-                return *item;
-            }
-            pick -= w;
+/// An item picked by weight.
+fn weighted<T: Copy>(rng: &mut Rng, items: &[(T, u32)]) -> T {
+    let total: u32 = items.iter().map(|(_, w)| w).sum();
+    let mut pick = rng.u32(..total.max(1));
+    for (item, w) in items {
+        if pick < *w {
+            return *item;
         }
-        items[0].0
+        pick -= w;
     }
+    items[0].0
 }
 
 /// An attacking address with where it is.
@@ -94,26 +81,26 @@ struct Attacker {
 
 fn attacker(rng: &mut Rng) -> Attacker {
     let weights: Vec<(usize, u32)> = PLACES.iter().enumerate().map(|(i, p)| (i, p.4)).collect();
-    let (country, city, lat, lon, _) = PLACES[rng.weighted(&weights)];
-    let ip = if rng.below(10) == 0 {
+    let (country, city, lat, lon, _) = PLACES[weighted(rng, &weights)];
+    let ip = if rng.u64(..10) == 0 {
         let mut segs = [0u16; 8];
-        segs[0] = 0x2400 + rng.below(0x300) as u16;
+        segs[0] = 0x2400 + rng.u64(..0x300) as u16;
         for s in segs.iter_mut().skip(1) {
-            *s = rng.below(0x10000) as u16;
+            *s = rng.u64(..0x10000) as u16;
         }
         IpAddr::V6(Ipv6Addr::from(segs))
     } else {
         // Public unicast space only: skip 0/8, 10/8, 100/8, 127/8, 169/8, 172/8, 192/8 and up.
         let first = loop {
-            let o = 1 + rng.below(190) as u8;
+            let o = 1 + rng.u64(..190) as u8;
             if ![10, 100, 127, 169, 172].contains(&o) {
                 break o;
             }
         };
-        let rest = rng.next().to_be_bytes();
+        let rest = rng.u64(..).to_be_bytes();
         IpAddr::V4(Ipv4Addr::new(first, rest[0], rest[1], 1 + rest[2] % 254))
     };
-    let asn = 64_496 + rng.below(16) as u32;
+    let asn = 64_496 + rng.u64(..16) as u32;
     Attacker {
         ip,
         geo: Geo {
@@ -157,17 +144,17 @@ fn log_line(jail: &str, host: &str, ip: IpAddr, at: DateTime<Utc>, n: u64) -> St
 /// The ban (and, when it has expired, the unban) of one attack.
 fn attack(rng: &mut Rng, who: &Attacker, at: DateTime<Utc>, now: DateTime<Utc>) -> Vec<BanEvent> {
     let jails: Vec<(&str, u32)> = JAILS.to_vec();
-    let jail = rng.weighted(&jails);
-    let host = HOSTS[rng.below(HOSTS.len() as u64) as usize];
+    let jail = weighted(rng, &jails);
+    let host = HOSTS[rng.u64(..HOSTS.len() as u64) as usize];
     let Ok(mut ban) = BanEvent::new(EventKind::Ban, who.ip, jail, host, at) else {
         return Vec::new();
     };
-    let failures = 3 + rng.below(5) as u32;
-    let n = rng.next();
+    let failures = 3 + rng.u64(..5) as u32;
+    let n = rng.u64(..);
     ban.failures = Some(failures);
     ban.protocol = Some("tcp".into());
     ban.port = Some(if jail == "sshd" { "ssh" } else { "http,https" }.into());
-    ban.bantime = Some(600 * (1 + rng.below(6) as i64));
+    ban.bantime = Some(600 * (1 + rng.u64(..6) as i64));
     ban.matches = (0..failures.min(3))
         .map(|i| {
             let t = at - Duration::seconds(i64::from(3 - i) * 17);
@@ -191,7 +178,7 @@ fn attack(rng: &mut Rng, who: &Attacker, at: DateTime<Utc>, now: DateTime<Utc>) 
 
 /// Ninety days of generated attacks ending at `now`, oldest first.
 pub fn demo_events(now: DateTime<Utc>) -> Vec<BanEvent> {
-    let mut rng = Rng(0xAE61_5DE0);
+    let mut rng = Rng::with_seed(0xAE61_5DE0);
     // A few persistent offenders come back every few hours; most appear once.
     let regulars: Vec<Attacker> = (0..40).map(|_| attacker(&mut rng)).collect();
     let mut events = Vec::new();
@@ -199,16 +186,16 @@ pub fn demo_events(now: DateTime<Utc>) -> Vec<BanEvent> {
         let start = now - Duration::days(day + 1);
         let weekday = (start.timestamp() / 86_400 + 4) % 7;
         let trend = 80 + (90 - day) as u64;
-        let burst = if rng.below(12) == 0 { 3 } else { 1 };
+        let burst = if rng.u64(..12) == 0 { 3 } else { 1 };
         let weekend = if weekday >= 5 { 70 } else { 100 };
-        let count = trend * weekend / 100 * burst + rng.below(40);
+        let count = trend * weekend / 100 * burst + rng.u64(..40);
         for _ in 0..count {
-            let at = start + Duration::seconds(rng.below(86_400) as i64);
+            let at = start + Duration::seconds(rng.u64(..86_400) as i64);
             if at > now {
                 continue;
             }
-            let who = if rng.below(4) == 0 {
-                let i = (rng.below(40) * rng.below(40) / 40) as usize;
+            let who = if rng.u64(..4) == 0 {
+                let i = (rng.u64(..40) * rng.u64(..40) / 40) as usize;
                 Attacker {
                     ip: regulars[i].ip,
                     geo: regulars[i].geo.clone(),
@@ -225,7 +212,7 @@ pub fn demo_events(now: DateTime<Utc>) -> Vec<BanEvent> {
 
 /// One new attack happening now, for a demo that keeps moving.
 pub fn live_event(seed: u64, now: DateTime<Utc>) -> Vec<BanEvent> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::with_seed(seed);
     let who = attacker(&mut rng);
     attack(&mut rng, &who, now, now)
 }

@@ -204,16 +204,8 @@ async fn figures_match_the_store() {
 /// `scripts/test`): the dashboard only knows the `Storage` trait.
 #[actix_web::test]
 async fn figures_match_a_mongodb_store() {
-    let uri = std::env::var("AEGIS_TEST_MONGODB_URI")
-        .expect("AEGIS_TEST_MONGODB_URI is not set: scripts/test starts the test server");
-    let (base, options) = uri.split_once('?').unwrap_or((&uri, ""));
-    let url = format!(
-        "{}/aegis_web_{}?{options}",
-        base.trim_end_matches('/'),
-        std::process::id()
-    );
-    let store = connect(&StorageUrl::parse(&url).unwrap()).await.unwrap();
-    let s = Server::on(store, Auth::default());
+    let db = aegis_testkit::TestStore::mongodb().await;
+    let s = Server::on(db.store.clone(), Auth::default());
     seed(s.store.as_ref()).await;
     let (_, summary) = s.json("/api/v1/summary?range=24h").await;
     assert_eq!(

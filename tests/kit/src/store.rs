@@ -104,3 +104,42 @@ pub fn mongodb_url(name: &str) -> StorageUrl {
     let db = format!("{name}_{}_{n}", std::process::id());
     StorageUrl::parse(&format!("{}/{db}?{options}", base.trim_end_matches('/'))).unwrap()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aegis_core::EventFilter;
+
+    async fn record_one(store: &TestStore) {
+        let e = crate::traffic::ban("203.0.113.7", "sshd", "web1", crate::traffic::at(0, 1, 0));
+        store.store.record(&e).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_mongodb_test_store_is_dropped_with_its_test() {
+        let store = TestStore::mongodb().await;
+        record_one(&store).await;
+        let url = store.url.clone();
+        drop(store);
+        let again = aegis_core::connect(&url).await.unwrap();
+        assert_eq!(
+            again.count_events(&EventFilter::default()).await.unwrap(),
+            0
+        );
+        aegis_core::destroy(&url).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_test_store_goes_with_its_directory() {
+        let store = TestStore::sqlite_file().await;
+        record_one(&store).await;
+        let path = store
+            .url
+            .expose()
+            .trim_start_matches("sqlite://")
+            .to_owned();
+        assert!(std::path::Path::new(&path).is_file());
+        drop(store);
+        assert!(!std::path::Path::new(&path).exists());
+    }
+}
