@@ -365,6 +365,7 @@ pub struct Offender {
 /// What to rank in [`crate::Storage::top`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum TopBy {
     /// Country code.
     Country,
