@@ -1,5 +1,6 @@
 //! Command-line definitions.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -74,47 +75,50 @@ pub enum Command {
 
 /// The tags of one fail2ban ban, by name or in the positional form
 /// `IP PROTOCOL PORT FAILURES TIME`. Tags fail2ban left literal (such as `<port>`) count as absent.
+///
+/// Values are taken as given, invalid UTF-8 and leading dashes included: an
+/// attacker picks some of them, and none may cost the ban its record.
 #[derive(Debug, Args, Default)]
 pub struct EventArgs {
     /// Positional form: IP PROTOCOL PORT FAILURES TIME.
     #[arg(value_name = "TAG", num_args = 0..=5)]
-    pub positional: Vec<String>,
+    pub positional: Vec<OsString>,
     /// The address (fail2ban tag ip).
-    #[arg(long)]
-    pub ip: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub ip: Option<OsString>,
     /// The jail (fail2ban tag name; default "unknown").
-    #[arg(long)]
-    pub jail: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub jail: Option<OsString>,
     /// Protocol (fail2ban tag protocol).
-    #[arg(long)]
-    pub protocol: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub protocol: Option<OsString>,
     /// Port as given: 22, ssh, http,https, 0:65535 (fail2ban tag port).
-    #[arg(long)]
-    pub port: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub port: Option<OsString>,
     /// Failures that led to the ban (fail2ban tag failures).
     #[arg(long, allow_hyphen_values = true)]
-    pub failures: Option<String>,
+    pub failures: Option<OsString>,
     /// Epoch seconds of the last failure (fail2ban tag time; default: now).
-    #[arg(long)]
-    pub time: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub time: Option<OsString>,
     /// Ban length in seconds, -1 for permanent (fail2ban tag bantime).
     #[arg(long, allow_hyphen_values = true)]
-    pub bantime: Option<String>,
+    pub bantime: Option<OsString>,
     /// How often fail2ban banned this address (fail2ban tag bancount).
     #[arg(long, allow_hyphen_values = true)]
-    pub bancount: Option<String>,
+    pub bancount: Option<OsString>,
     /// 1 when fail2ban re-applies a ban on restart (fail2ban tag restored).
-    #[arg(long)]
-    pub restored: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub restored: Option<OsString>,
     /// Matched log lines, newline-separated (fail2ban tag matches).
     #[arg(long, allow_hyphen_values = true)]
-    pub matches: Option<String>,
+    pub matches: Option<OsString>,
     /// The user name the filter captured (fail2ban tag F-USER).
     #[arg(long, allow_hyphen_values = true)]
-    pub user: Option<String>,
+    pub user: Option<OsString>,
     /// Reporting host (default: config `host`, else this machine's name).
-    #[arg(long)]
-    pub host: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub host: Option<OsString>,
 }
 
 /// The scope of a statistic.

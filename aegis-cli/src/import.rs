@@ -68,11 +68,17 @@ impl<'a> Importer<'a> {
 
     async fn add(&mut self, item: ImportItem) -> Result<()> {
         self.summary.read += 1;
+        // Every event of a batch is valid, so one bad row never costs the batch.
+        let item = item.and_then(|mut event| {
+            if let Some(geo) = self.geo {
+                event.geo = geo.locate(event.ip);
+            }
+            event.clean();
+            event.validate().map_err(|e| e.to_string())?;
+            Ok(event)
+        });
         match item {
-            Ok(mut event) => {
-                if let Some(geo) = self.geo {
-                    event.geo = geo.locate(event.ip);
-                }
+            Ok(event) => {
                 self.pending.push(event);
                 if self.pending.len() >= BATCH {
                     self.flush().await?;

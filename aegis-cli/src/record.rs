@@ -5,6 +5,7 @@
 //! writer process (see [`crate::writer`]) moves it into the store. fail2ban never
 //! waits on the store, and a store that is down, slow or locked loses nothing.
 
+use std::ffi::OsString;
 use std::time::Duration;
 
 use aegis_core::{bound_matches, connect, parse_ip, parse_time, BanEvent, Error, EventKind};
@@ -24,7 +25,13 @@ const REMOTE_TIMEOUT: Duration = Duration::from_millis(800);
 ///
 /// Runs before any other thread exists, so that it may fork the writer.
 pub fn record(ctx: &Context, kind: EventKind, args: EventArgs) -> Result<()> {
-    let mut event = build_event(kind, args, &ctx.host)?;
+    let (mut event, notes) = build_event(kind, args, &ctx.host)?;
+    for note in notes {
+        eprintln!(
+            "aegis: warning: {note}; the {kind} of {} is recorded",
+            event.ip
+        );
+    }
     if let Some(geo) = ctx.geolocator_or_builtin() {
         event.geo = geo.locate(event.ip);
     }
@@ -106,9 +113,14 @@ pub async fn flush(ctx: &Context) -> Result<()> {
     Ok(())
 }
 
-/// A tag value, or `None` when fail2ban passed nothing or left the tag literal (`<port>`).
-fn tag(value: Option<String>) -> Option<String> {
-    let value = value?;
+/// A tag value, or `None` when fail2ban passed nothing or left the tag literal
+/// (`<port>`). Bytes that are not UTF-8 become U+FFFD, with a note.
+fn tag(what: &str, value: Option<OsString>, notes: &mut Vec<String>) -> Option<String> {
+    let raw = value?;
+    let value = raw.to_string_lossy();
+    if raw.to_str().is_none() {
+        notes.push(format!("{what}: bytes that are not UTF-8 replaced"));
+    }
     let trimmed = value.trim();
     let literal = trimmed.len() > 2
         && trimmed.starts_with('<')
@@ -119,20 +131,38 @@ fn tag(value: Option<String>) -> Option<String> {
     (!trimmed.is_empty() && !literal).then(|| trimmed.to_owned())
 }
 
-fn number<T: std::str::FromStr>(what: &str, value: Option<String>) -> Result<Option<T>> {
-    let Some(v) = tag(value) else { return Ok(None) };
+/// A count, or `None` with a note when it is not a whole number >= 0.
+fn number<T: std::str::FromStr>(
+    what: &str,
+    value: Option<OsString>,
+    notes: &mut Vec<String>,
+) -> Option<T> {
+    let v = tag(what, value, notes)?;
     // fail2ban passes some counts as floats ("3.0").
-    let v = v.strip_suffix(".0").unwrap_or(&v).to_owned();
-    v.parse().map(Some).map_err(|_| {
-        Error::Invalid(format!(
-            "invalid --{what} {v:?}: expected a whole number >= 0"
-        ))
-        .into()
-    })
+    let parsed = v.strip_suffix(".0").unwrap_or(&v).parse().ok();
+    if parsed.is_none() {
+        notes.push(format!(
+            "--{what} {:?} dropped: not a whole number >= 0",
+            shown(&v)
+        ));
+    }
+    parsed
 }
 
-/// Builds a validated event from fail2ban's tags.
-pub fn build_event(kind: EventKind, mut args: EventArgs, default_host: &str) -> Result<BanEvent> {
+/// At most 64 characters of a value, for a note.
+fn shown(value: &str) -> String {
+    value.chars().take(64).collect()
+}
+
+/// Builds an event from fail2ban's tags. Only the address and the jail make an
+/// event: a missing or invalid one is an error; any other value that cannot be
+/// stored as given is cleaned or dropped (see [`BanEvent::clean`]), and the
+/// notes returned say what changed.
+pub fn build_event(
+    kind: EventKind,
+    mut args: EventArgs,
+    default_host: &str,
+) -> Result<(BanEvent, Vec<String>)> {
     let positional = std::mem::take(&mut args.positional);
     let slots = [
         &mut args.ip,
@@ -149,51 +179,56 @@ pub fn build_event(kind: EventKind, mut args: EventArgs, default_host: &str) -> 
         }
         *slot = Some(value);
     }
-    let Some(ip) = tag(args.ip) else {
+    let mut notes = Vec::new();
+    let Some(ip) = tag("ip", args.ip, &mut notes) else {
         bail!(Error::Invalid(
             "no address: pass --ip \"<ip>\" (or the positional form IP PROTOCOL PORT FAILURES TIME)".into()
         ));
     };
     let ip = parse_ip(&ip)?;
-    let time = match tag(args.time) {
-        Some(t) => parse_time(&t)?,
-        None => chrono::Utc::now(),
+    let now = chrono::Utc::now();
+    let time = match tag("time", args.time, &mut notes) {
+        Some(t) => parse_time(&t).unwrap_or_else(|e| {
+            notes.push(format!("{e}; the time received is recorded instead"));
+            now
+        }),
+        None => now,
     };
-    let jail = tag(args.jail).unwrap_or_else(|| "unknown".into());
-    let host = tag(args.host).unwrap_or_else(|| default_host.to_owned());
+    let jail = tag("jail", args.jail, &mut notes).unwrap_or_else(|| "unknown".into());
+    let host = tag("host", args.host, &mut notes).unwrap_or_else(|| default_host.to_owned());
     let mut event = BanEvent::new(kind, ip, &jail, &host, time)?;
-    event.protocol = tag(args.protocol);
-    event.port = tag(args.port);
-    event.failures = number("failures", args.failures)?;
-    event.bancount = number("bancount", args.bancount)?;
-    event.bantime = match tag(args.bantime) {
-        None => None,
-        Some(b) => Some(
-            b.strip_suffix(".0")
-                .unwrap_or(&b)
-                .parse::<i64>()
-                .ok()
-                .filter(|b| *b >= -1)
-                .ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "invalid --bantime {b:?}: expected seconds >= 0, or -1 for permanent"
-                    ))
-                })?,
-        ),
-    };
-    event.restored = match tag(args.restored).as_deref() {
+    event.protocol = tag("protocol", args.protocol, &mut notes);
+    event.port = tag("port", args.port, &mut notes);
+    event.failures = number("failures", args.failures, &mut notes);
+    event.bancount = number("bancount", args.bancount, &mut notes);
+    event.bantime = tag("bantime", args.bantime, &mut notes).and_then(|b| {
+        let seconds = b.strip_suffix(".0").unwrap_or(&b).parse::<i64>().ok();
+        if seconds.is_none() {
+            notes.push(format!(
+                "--bantime {:?} dropped: not a number of seconds",
+                shown(&b)
+            ));
+        }
+        seconds
+    });
+    event.restored = match tag("restored", args.restored, &mut notes).as_deref() {
         None | Some("0") | Some("false") => false,
         Some("1") | Some("true") => true,
-        Some(other) => bail!(Error::Invalid(format!(
-            "invalid --restored {other:?}: expected 0 or 1"
-        ))),
+        Some(other) => {
+            notes.push(format!(
+                "--restored {:?} read as 0: expected 0 or 1",
+                shown(other)
+            ));
+            false
+        }
     };
-    if let Some(m) = tag(args.matches) {
+    if let Some(m) = tag("matches", args.matches, &mut notes) {
         event.matches = bound_matches(m.lines());
     }
-    event.user = tag(args.user);
+    event.user = tag("user", args.user, &mut notes);
+    notes.extend(event.clean());
     event.validate()?;
-    Ok(event)
+    Ok((event, notes))
 }
 
 #[cfg(test)]
@@ -208,7 +243,7 @@ mod tests {
 
     #[test]
     fn literal_tags_are_absent() {
-        let e = build_event(
+        let (e, _) = build_event(
             EventKind::Ban,
             args(|a| {
                 a.ip = Some("203.0.113.7".into());
@@ -225,11 +260,11 @@ mod tests {
 
     #[test]
     fn positional_form_of_the_seed() {
-        let e = build_event(
+        let (e, _) = build_event(
             EventKind::Ban,
             args(|a| {
                 a.positional = ["203.0.113.7", "tcp", "ssh", "5", "1795807795.0"]
-                    .map(String::from)
+                    .map(OsString::from)
                     .to_vec();
                 a.jail = Some("sshd".into());
             }),
@@ -242,22 +277,31 @@ mod tests {
     }
 
     #[test]
-    fn bad_values_are_named() {
+    fn a_bad_address_is_an_error_and_other_bad_values_are_notes() {
+        let a = args(|a| a.ip = Some("999.1.1.1".into()));
+        let err = build_event(EventKind::Ban, a, "h").unwrap_err().to_string();
+        assert!(err.contains("IP address"), "{err}");
         type Case = (&'static str, fn(&mut EventArgs));
-        let cases: [Case; 5] = [
-            ("IP address", |a| a.ip = Some("999.1.1.1".into())),
+        let cases: [Case; 7] = [
             ("--failures", |a| a.failures = Some("-3".into())),
-            ("--bantime", |a| a.bantime = Some("-5".into())),
+            ("bantime", |a| a.bantime = Some("-5".into())),
             ("--restored", |a| a.restored = Some("yes".into())),
             ("time", |a| a.time = Some("yesterday".into())),
+            ("user", |a| a.user = Some("admin\tx".into())),
+            ("user", |a| a.user = Some("u".repeat(300).into())),
+            ("user", |a| {
+                use std::os::unix::ffi::OsStringExt;
+                a.user = Some(OsString::from_vec(b"r\xffoot".to_vec()))
+            }),
         ];
         for (want, f) in cases {
             let a = args(|a| {
                 a.ip = Some("203.0.113.7".into());
                 f(a)
             });
-            let err = build_event(EventKind::Ban, a, "h").unwrap_err().to_string();
-            assert!(err.contains(want), "{want}: {err}");
+            let (e, notes) = build_event(EventKind::Ban, a, "h").unwrap();
+            assert_eq!(e.ip.to_string(), "203.0.113.7");
+            assert!(notes.iter().any(|n| n.contains(want)), "{want}: {notes:?}");
         }
     }
 }

@@ -6,6 +6,7 @@
 //! store, a batch at a time, deleting files once stored; a crash between the two
 //! at worst records an event twice, which the store's idempotence absorbs.
 
+use std::collections::HashSet;
 use std::fs::{self, File, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -98,8 +99,8 @@ impl Spool {
         Ok(target)
     }
 
-    /// Spooled event files, at most `limit`.
-    fn pending(&self, limit: usize) -> Result<Vec<PathBuf>> {
+    /// Spooled event files but those in `skip`, at most `limit`.
+    fn pending(&self, limit: usize, skip: &HashSet<PathBuf>) -> Result<Vec<PathBuf>> {
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -111,7 +112,7 @@ impl Spool {
         let mut files = Vec::new();
         for entry in entries {
             let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "json") {
+            if path.extension().is_some_and(|e| e == "json") && !skip.contains(&path) {
                 files.push(path);
                 if files.len() == limit {
                     break;
@@ -123,7 +124,8 @@ impl Spool {
 
     /// Whether anything waits in the spool.
     fn has_pending(&self) -> bool {
-        self.pending(1).is_ok_and(|f| !f.is_empty())
+        self.pending(1, &HashSet::new())
+            .is_ok_and(|f| !f.is_empty())
     }
 
     /// Whether a writer is storing spooled events now. One that is will also
@@ -224,30 +226,35 @@ impl Spool {
     }
 
     /// Records every spooled event into `store`, deleting files once stored,
-    /// and counts them into `drained`.
+    /// and counts them into `drained`. A file that cannot be parsed as an event
+    /// is set aside as `.bad`; one that cannot be read now (permissions, too many
+    /// open files) stays for the next writer, and the drain ends with an error
+    /// that says so.
     async fn drain(&self, store: &dyn Storage, drained: &mut Drained) -> Result<()> {
+        let mut unread: HashSet<PathBuf> = HashSet::new();
+        let mut first_unread = None;
         loop {
-            let files = self.pending(BATCH)?;
+            let files = self.pending(BATCH, &unread)?;
             if files.is_empty() {
-                return Ok(());
+                break;
             }
             let mut events = Vec::with_capacity(files.len());
             let mut stored = Vec::with_capacity(files.len());
             for path in files {
-                let parsed = fs::read(&path)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<BanEvent>(&b).ok())
-                    .filter(|e| e.validate().is_ok());
-                match parsed {
-                    Some(event) => {
+                match read_event(&path) {
+                    Read::Event(event) => {
                         events.push(event);
                         stored.push(path);
                     }
-                    None if path.exists() => {
+                    Read::Unparsable => {
                         drained.unreadable += 1;
                         let _ = fs::rename(&path, path.with_extension("json.bad"));
                     }
-                    None => {} // another drain took it
+                    Read::Gone => {} // another drain took it
+                    Read::NotNow(e) => {
+                        first_unread.get_or_insert_with(|| format!("{}: {e}", path.display()));
+                        unread.insert(path);
+                    }
                 }
             }
             let BatchOutcome {
@@ -264,5 +271,42 @@ impl Spool {
                 }
             }
         }
+        match first_unread {
+            None => Ok(()),
+            Some(first) => anyhow::bail!(
+                "{} spooled events cannot be read now and stay in the spool (first: {first})",
+                unread.len()
+            ),
+        }
+    }
+}
+
+/// What reading one spooled file gave.
+enum Read {
+    /// An event, cleaned as every recorded event is.
+    Event(BanEvent),
+    /// Not an event, and never will be: set aside.
+    Unparsable,
+    /// Already taken by another drain.
+    Gone,
+    /// Unreadable for now: left in place.
+    NotNow(std::io::Error),
+}
+
+fn read_event(path: &Path) -> Read {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Read::Gone,
+        Err(e) => return Read::NotNow(e),
+    };
+    let Ok(mut event) = serde_json::from_slice::<BanEvent>(&bytes) else {
+        return Read::Unparsable;
+    };
+    // Written by an older version, or located with data that has since been
+    // cleaned: the same rule as on the way in.
+    event.clean();
+    match event.validate() {
+        Ok(()) => Read::Event(event),
+        Err(_) => Read::Unparsable,
     }
 }

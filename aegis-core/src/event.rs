@@ -19,6 +19,7 @@ pub(crate) const TRUNCATED: &str = "…[truncated]";
 const MAX_NAME: usize = 128;
 const MAX_HOST: usize = 253;
 const MAX_FIELD: usize = 256;
+const MAX_PROTOCOL: usize = 32;
 /// Earliest accepted event time: 2000-01-01T00:00:00Z.
 const EARLIEST: i64 = 946_684_800;
 /// Latest accepted event time, relative to now: clocks drift, but not by a day.
@@ -101,6 +102,32 @@ pub fn parse_country(code: &str) -> Result<String> {
 }
 
 impl Geo {
+    /// Makes every field storable, so that a bad database file cannot cost an
+    /// event its record: a malformed country code is dropped, coordinates out of
+    /// range are dropped together, and names are cleaned as
+    /// [`BanEvent::clean`] cleans text. Returns one note per change.
+    pub fn clean(&mut self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if let Some(cc) = self.country.take() {
+            match parse_country(&cc) {
+                Ok(code) if code == cc => self.country = Some(code),
+                _ => notes.push(format!("country code {:?} dropped", shorten(&cc))),
+            }
+        }
+        let plausible =
+            |v: Option<f64>, limit: f64| v.is_none_or(|v| (-limit..=limit).contains(&v));
+        if !plausible(self.latitude, 90.0) || !plausible(self.longitude, 180.0) {
+            notes.push(format!(
+                "coordinates {:?}, {:?} dropped",
+                self.latitude, self.longitude
+            ));
+            (self.latitude, self.longitude) = (None, None);
+        }
+        clean_text("city", &mut self.city, MAX_FIELD, &mut notes);
+        clean_text("AS organisation", &mut self.as_org, MAX_FIELD, &mut notes);
+        notes
+    }
+
     /// Checks codes and coordinates so that a bad source cannot poison the store.
     pub fn validate(&self) -> Result<()> {
         if let Some(cc) = &self.country {
@@ -260,6 +287,42 @@ impl BanEvent {
         self.kind == EventKind::Ban && !self.restored
     }
 
+    /// Makes every field but the kind, address, jail and host storable, so that
+    /// no value an attacker chose can cost a ban its record: text gets control
+    /// characters replaced and is cut to its bound (the cut marked with
+    /// `…[truncated]`), matched lines are bounded, an implausible time becomes
+    /// the time the event was received, an impossible bantime is dropped, and
+    /// the location is cleaned ([`Geo::clean`]). Returns one note per change,
+    /// naming the field; the ban path and every import follow this one rule.
+    pub fn clean(&mut self) -> Vec<String> {
+        let mut notes = Vec::new();
+        clean_text("protocol", &mut self.protocol, MAX_PROTOCOL, &mut notes);
+        clean_text("port", &mut self.port, MAX_NAME, &mut notes);
+        clean_text("user", &mut self.user, MAX_FIELD, &mut notes);
+        if !matches_bounded(&self.matches) {
+            self.matches = bound_matches(self.matches.iter().map(String::as_str));
+            notes.push("matches bounded and control characters replaced".into());
+        }
+        if check_time("time", self.time).is_err() {
+            notes.push(format!(
+                "time {} is not plausible: the time received is recorded instead",
+                self.time.to_rfc3339()
+            ));
+            self.time = self.received_at;
+        }
+        if let Some(b) = self.bantime.filter(|b| *b < -1) {
+            notes.push(format!("bantime {b} dropped: not seconds >= 0 or -1"));
+            self.bantime = None;
+        }
+        if let Some(geo) = &mut self.geo {
+            notes.extend(geo.clean().into_iter().map(|n| format!("location: {n}")));
+            if *geo == Geo::default() {
+                self.geo = None;
+            }
+        }
+        notes
+    }
+
     /// Checks every field; the message names the field and what would be accepted.
     ///
     /// Stores call this before writing, so an event built by hand cannot bypass it.
@@ -273,7 +336,7 @@ impl BanEvent {
         check_name("jail", &self.jail, MAX_NAME)?;
         check_name("host", &self.host, MAX_HOST)?;
         for (what, value, max) in [
-            ("protocol", &self.protocol, 32),
+            ("protocol", &self.protocol, MAX_PROTOCOL),
             ("port", &self.port, MAX_NAME),
             ("user", &self.user, MAX_FIELD),
         ] {
@@ -289,12 +352,7 @@ impl BanEvent {
                 )));
             }
         }
-        if self.matches.len() > MAX_MATCH_LINES + 1
-            || self
-                .matches
-                .iter()
-                .any(|l| l.len() > MAX_MATCH_BYTES + TRUNCATED.len())
-        {
+        if !matches_bounded(&self.matches) {
             return Err(Error::invalid(
                 "matches exceed the stored bounds: pass them through bound_matches()",
             ));
@@ -393,6 +451,38 @@ fn truncate_str(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}{TRUNCATED}", &s[..end])
+}
+
+/// Whether matched lines are within what [`bound_matches`] leaves.
+fn matches_bounded(lines: &[String]) -> bool {
+    lines.len() <= MAX_MATCH_LINES + 1
+        && lines.iter().all(|l| {
+            l.len() <= MAX_MATCH_BYTES + TRUNCATED.len()
+                && !l.chars().any(|c| c.is_control() && c != '\t')
+        })
+}
+
+/// Makes one line of text storable: control characters replaced, at most
+/// `max` bytes with the cut marked; nothing left is `None`. Notes what changed.
+fn clean_text(what: &str, value: &mut Option<String>, max: usize, notes: &mut Vec<String>) {
+    let Some(text) = value.take() else { return };
+    let mut clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect();
+    if clean != text {
+        notes.push(format!("{what}: control characters replaced"));
+    }
+    if clean.len() > max {
+        notes.push(format!("{what}: {} bytes cut to {max}", clean.len()));
+        let mut end = max - TRUNCATED.len();
+        while !clean.is_char_boundary(end) {
+            end -= 1;
+        }
+        clean.truncate(end);
+        clean.push_str(TRUNCATED);
+    }
+    *value = (!clean.trim().is_empty()).then_some(clean);
 }
 
 /// Drops sub-millisecond precision so that stored and original events compare equal.

@@ -105,6 +105,7 @@ impl Fail2banDb {
         if let Some(data) = text(6) {
             apply_data(&mut event, &data);
         }
+        event.clean();
         event.validate().map_err(|e| e.to_string())?;
         Ok(event)
     }
@@ -135,9 +136,5 @@ fn apply_data(event: &mut BanEvent, data: &str) {
         .get("failures")
         .and_then(Value::as_u64)
         .and_then(|n| u32::try_from(n).ok());
-    event.user = data
-        .get("user")
-        .and_then(Value::as_str)
-        .filter(|u| !u.is_empty() && u.len() <= 256 && !u.chars().any(char::is_control))
-        .map(str::to_owned);
+    event.user = data.get("user").and_then(Value::as_str).map(str::to_owned);
 }

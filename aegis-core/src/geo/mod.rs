@@ -196,6 +196,9 @@ fn merge(country: Option<String>, city: Option<Geo>, asn: Option<Geo>) -> Option
         geo.asn = asn.asn.or(geo.asn);
         geo.as_org = asn.as_org.or(geo.as_org);
     }
+    // A database file is data like any other: a bad field is dropped or
+    // cleaned, never a reason to lose the event it locates.
+    geo.clean();
     (geo != Geo::default()).then_some(geo)
 }
 
