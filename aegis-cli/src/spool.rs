@@ -243,7 +243,7 @@ impl Spool {
             for path in files {
                 match read_event(&path) {
                     Read::Event(event) => {
-                        events.push(event);
+                        events.push(*event);
                         stored.push(path);
                     }
                     Read::Unparsable => {
@@ -284,7 +284,7 @@ impl Spool {
 /// What reading one spooled file gave.
 enum Read {
     /// An event, cleaned as every recorded event is.
-    Event(BanEvent),
+    Event(Box<BanEvent>),
     /// Not an event, and never will be: set aside.
     Unparsable,
     /// Already taken by another drain.
@@ -306,7 +306,7 @@ fn read_event(path: &Path) -> Read {
     // cleaned: the same rule as on the way in.
     event.clean();
     match event.validate() {
-        Ok(()) => Read::Event(event),
+        Ok(()) => Read::Event(Box::new(event)),
         Err(_) => Read::Unparsable,
     }
 }
