@@ -299,7 +299,8 @@ impl BanEvent {
         clean_text("protocol", &mut self.protocol, MAX_PROTOCOL, &mut notes);
         clean_text("port", &mut self.port, MAX_NAME, &mut notes);
         clean_text("user", &mut self.user, MAX_FIELD, &mut notes);
-        if !matches_bounded(&self.matches) {
+        let control = |l: &String| l.chars().any(|c| c.is_control() && c != '\t');
+        if !matches_bounded(&self.matches) || self.matches.iter().any(control) {
             self.matches = bound_matches(self.matches.iter().map(String::as_str));
             notes.push("matches bounded and control characters replaced".into());
         }
@@ -453,13 +454,12 @@ fn truncate_str(s: &str, max: usize) -> String {
     format!("{}{TRUNCATED}", &s[..end])
 }
 
-/// Whether matched lines are within what [`bound_matches`] leaves.
+/// Whether matched lines are within the bounds [`bound_matches`] leaves.
 fn matches_bounded(lines: &[String]) -> bool {
     lines.len() <= MAX_MATCH_LINES + 1
-        && lines.iter().all(|l| {
-            l.len() <= MAX_MATCH_BYTES + TRUNCATED.len()
-                && !l.chars().any(|c| c.is_control() && c != '\t')
-        })
+        && lines
+            .iter()
+            .all(|l| l.len() <= MAX_MATCH_BYTES + TRUNCATED.len())
 }
 
 /// Makes one line of text storable: control characters replaced, at most

@@ -221,11 +221,13 @@ impl StoredEvent {
         "matches",
     ];
 
-    /// The event as one CSV row (empty fields for absent values; matches one per line).
+    /// The event as one CSV row (empty fields for absent values; matches one per
+    /// line). Text a spreadsheet would run as a formula is neutralised
+    /// ([`spreadsheet_safe`]): much of it is chosen by attackers.
     pub fn csv_record(&self) -> [String; 20] {
         let e = &self.event;
         let g = e.geo.clone().unwrap_or_default();
-        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let text = |v: &Option<String>| spreadsheet_safe(v.clone().unwrap_or_default());
         let show = |v: Option<&dyn ToString>| v.map(|v| v.to_string()).unwrap_or_default();
         [
             self.id.to_hex(),
@@ -233,8 +235,8 @@ impl StoredEvent {
             e.kind.to_string(),
             e.restored.to_string(),
             e.ip.to_string(),
-            e.jail.clone(),
-            e.host.clone(),
+            spreadsheet_safe(e.jail.clone()),
+            spreadsheet_safe(e.host.clone()),
             text(&e.protocol),
             text(&e.port),
             show(e.failures.as_ref().map(|v| v as _)),
@@ -247,8 +249,20 @@ impl StoredEvent {
             show(g.longitude.as_ref().map(|v| v as _)),
             show(g.asn.as_ref().map(|v| v as _)),
             text(&g.as_org),
-            e.matches.join("\n"),
+            spreadsheet_safe(e.matches.join("\n")),
         ]
+    }
+}
+
+/// A CSV cell that no spreadsheet runs as a formula: text starting with `=`,
+/// `+`, `-`, `@`, a tab or a carriage return gets a leading `'` (the OWASP
+/// rule); plain numbers such as `-1` or `-33.9` stay numbers.
+pub fn spreadsheet_safe(cell: String) -> String {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && cell.parse::<f64>().is_err() {
+        format!("'{cell}")
+    } else {
+        cell
     }
 }
 
@@ -433,6 +447,16 @@ pub fn network_of(ip: IpAddr) -> IpNetwork {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formulas_are_text_and_numbers_stay_numbers() {
+        for risky in ["=1+1", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(spreadsheet_safe(risky.into()), format!("'{risky}"));
+        }
+        for fine in ["-1", "-33.9", "+49", "sshd", "", "a=b"] {
+            assert_eq!(spreadsheet_safe(fine.into()), fine);
+        }
+    }
 
     #[test]
     fn networks_are_24_and_64() {

