@@ -411,7 +411,8 @@ mod tests {
     #[test]
     fn debug_hides_secrets() {
         let mut s = Settings::default();
-        s.storage.url = Some("mongodb://u:hunter2@db/aegis".into());
+        s.storage.url =
+            Some("mongodb://u:hunter2@db/aegis?tlsCertificateKeyFilePassword=k3yp4ss".into());
         s.report.smtp_password = Some("swordfish".into());
         s.report.api_key = Some("md-secret".into());
         s.web.token = Some("t0ken".into());
@@ -421,6 +422,7 @@ mod tests {
                 && !shown.contains("swordfish")
                 && !shown.contains("md-secret")
                 && !shown.contains("t0ken")
+                && !shown.contains("k3yp4ss")
         );
     }
 }

@@ -43,6 +43,21 @@ impl Error {
         }
     }
 
+    /// The same error with its message rewritten.
+    pub(crate) fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            Error::Invalid(m) => Error::Invalid(f(m)),
+            Error::Config(m) => Error::Config(f(m)),
+            Error::Unavailable(m) => Error::Unavailable(f(m)),
+            Error::Storage(m) => Error::Storage(f(m)),
+            Error::Lost(m) => Error::Lost(f(m)),
+            Error::Io { context, cause } => Error::Io {
+                context: f(context),
+                cause,
+            },
+        }
+    }
+
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {
         Error::Invalid(msg.into())
     }

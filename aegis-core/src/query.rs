@@ -450,7 +450,14 @@ mod tests {
 
     #[test]
     fn formulas_are_text_and_numbers_stay_numbers() {
-        for risky in ["=1+1", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\rx"] {
+        for risky in [
+            "=1+1",
+            "+cmd|' /C calc'!A0",
+            "-2+3",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+        ] {
             assert_eq!(spreadsheet_safe(risky.into()), format!("'{risky}"));
         }
         for fine in ["-1", "-33.9", "+49", "sshd", "", "a=b"] {

@@ -420,7 +420,11 @@ async fn exports_stream_every_matching_event() {
     assert_eq!(rows.len(), 12_345);
     assert!(rows.iter().all(|r| r[19].contains("\"quotes\"\nand")));
     let first = rows.iter().find(|r| &r[4] == "10.0.0.0").unwrap();
-    assert_eq!(&first[12], format!("'{FORMULA}"), "a formula is text to a spreadsheet");
+    assert_eq!(
+        &first[12],
+        format!("'{FORMULA}"),
+        "a formula is text to a spreadsheet"
+    );
     let ids: std::collections::HashSet<&str> = rows.iter().map(|r| r.get(0).unwrap()).collect();
     assert_eq!(ids.len(), 12_345, "no row twice across pages");
 

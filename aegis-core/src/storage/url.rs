@@ -95,7 +95,7 @@ impl StorageUrl {
     }
 
     fn redacted(&self) -> String {
-        match url::Url::parse(&self.0) {
+        let shown = match url::Url::parse(&self.0) {
             Ok(mut u) if u.password().is_some() => {
                 let _ = u.set_password(Some("****"));
                 u.to_string()
@@ -108,8 +108,66 @@ impl StorageUrl {
                 }
                 _ => self.0.clone(),
             },
-        }
+        };
+        let Some((base, query)) = shown.split_once('?') else {
+            return shown;
+        };
+        let options: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if is_secret_option(key) => format!("{key}=****"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        format!("{base}?{}", options.join("&"))
     }
+
+    /// `text` with every secret of this URL (its password, the values of its
+    /// secret-bearing options, as written and percent-decoded) replaced by
+    /// `****`: for messages of drivers that quote what they were given.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut secrets: Vec<String> = Vec::new();
+        if let Ok(u) = url::Url::parse(&self.0) {
+            secrets.extend(u.password().map(str::to_owned));
+        }
+        if let Some((_, query)) = self.0.split_once('?') {
+            for pair in query.split('&') {
+                if let Some((key, value)) = pair.split_once('=') {
+                    if is_secret_option(key) {
+                        secrets.push(value.to_owned());
+                    }
+                }
+            }
+        }
+        let decoded: Vec<String> = secrets.iter().map(|s| percent_decode(s)).collect();
+        secrets.extend(decoded);
+        // Longest first, so that a secret containing another is hidden whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets
+            .iter()
+            .filter(|s| s.len() >= 3)
+            .fold(text.to_owned(), |t, secret| {
+                t.replace(secret.as_str(), "****")
+            })
+    }
+}
+
+/// URI options whose values are secrets (MongoDB reads option names in any case).
+fn is_secret_option(key: &str) -> bool {
+    const SECRET: [&str; 4] = [
+        "tlscertificatekeyfilepassword",
+        "sslpemkeypassword",
+        "authmechanismproperties",
+        "password",
+    ];
+    SECRET.contains(&key.to_ascii_lowercase().as_str())
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| s.to_owned())
 }
 
 impl fmt::Display for StorageUrl {
@@ -152,6 +210,31 @@ mod tests {
             assert!(shown.contains("db.example"), "{shown}");
         }
         assert!(url.expose().contains("s3cret"));
+    }
+
+    #[test]
+    fn secret_options_never_show() {
+        let url = StorageUrl::parse(
+            "mongodb://db.example/aegis?tls=true&tlsCertificateKeyFilePassword=k3yp4ss\
+             &authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:t0k3n%2Fx",
+        )
+        .unwrap();
+        for shown in [format!("{url}"), format!("{url:?}")] {
+            assert!(
+                !shown.contains("k3yp4ss") && !shown.contains("t0k3n"),
+                "{shown}"
+            );
+            assert!(
+                shown.contains("tls=true") && shown.contains("MONGODB-AWS"),
+                "{shown}"
+            );
+        }
+        let said = "invalid authMechanismProperties AWS_SESSION_TOKEN:t0k3n/x; key k3yp4ss";
+        let scrubbed = url.scrub(said);
+        assert!(
+            !scrubbed.contains("t0k3n") && !scrubbed.contains("k3yp4ss"),
+            "{scrubbed}"
+        );
     }
 
     #[test]

@@ -71,7 +71,16 @@ pub(crate) fn mongo_err(e: mongodb::error::Error) -> Error {
 
 impl MongoStorage {
     /// Connects, checks that the server answers, and creates the indexes.
+    ///
+    /// The driver's messages may quote the URI's options: every secret in them
+    /// is hidden before an error leaves.
     pub async fn connect(url: &StorageUrl) -> Result<Self> {
+        Self::open(url)
+            .await
+            .map_err(|e| e.map_message(|m| url.scrub(&m)))
+    }
+
+    async fn open(url: &StorageUrl) -> Result<Self> {
         let mut options = ClientOptions::parse(url.expose()).await.map_err(|e| {
             Error::Config(format!(
                 "storage URL {url} is not a MongoDB URI MongoDB accepts ({})",
