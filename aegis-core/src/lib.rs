@@ -53,7 +53,8 @@ pub use query::{
     Order, Page, Recorded, Scope, StatsQuery, StoredEvent, Summary, TopBy, TopEntry,
 };
 pub use storage::{
-    connect, connect_for, destroy, GeoCache, Storage, StorageUrl, Workload, ACCEPTED_URLS,
+    connect, connect_for, destroy, throttled, GeoCache, Storage, StorageUrl, Workload,
+    ACCEPTED_URLS,
 };
 pub use timearg::{parse_age, parse_moment};
 

@@ -38,7 +38,7 @@ async fn summary_of(state: &State, req: &HttpRequest) -> Result<serde_json::Valu
     let length = q.until - q.since;
     let mut previous = StatsQuery::range(q.since - length, q.since);
     params.narrow(&mut previous)?;
-    let store = state.dashboard.storage.as_ref();
+    let store = state.heavy.as_ref();
     let (s, previous_bans) = tokio::try_join!(store.summary(&q), store.ban_count(&previous))?;
     Ok(json!({
         "range": range,
@@ -66,7 +66,7 @@ async fn daily_of(state: &State, req: &HttpRequest) -> Result<serde_json::Value,
     let days = params.number("days", 30, 1, 3653)? as u32;
     let scope = scope_of(&params)?;
     let tz = state.dashboard.tz;
-    let days = views::daily(state.dashboard.storage.as_ref(), &scope, days, tz).await?;
+    let days = views::daily(state.heavy.as_ref(), &scope, days, tz).await?;
     Ok(json!({ "tz": tz.name(), "days": days }))
 }
 
@@ -83,7 +83,7 @@ async fn top_of(state: &State, req: &HttpRequest) -> Result<serde_json::Value, W
     params.narrow(&mut q)?;
     let limit = params.number("limit", 10, 1, 1000)? as u32;
     let by = params.get("by").unwrap_or("ip");
-    let store = state.dashboard.storage.as_ref();
+    let store = state.heavy.as_ref();
     let entries = if by == "ip" {
         let clock = Clock(state.dashboard.tz);
         let rows: Vec<_> = store
@@ -121,14 +121,15 @@ pub async fn events(state: web::Data<State>, req: HttpRequest) -> Result<HttpRes
             )))
         }
     };
-    let found = views::event_page(
-        state.dashboard.storage.as_ref(),
-        Clock(state.dashboard.tz),
-        &filter,
-        page,
-        with_total,
-    )
-    .await?;
+    // The first page alone is cheap (the live table asks it every few seconds):
+    // it never waits behind statistics.
+    let store = if page.offset == 0 && !with_total {
+        state.dashboard.storage.as_ref()
+    } else {
+        state.heavy.as_ref()
+    };
+    let found =
+        views::event_page(store, Clock(state.dashboard.tz), &filter, page, with_total).await?;
     Ok(HttpResponse::Ok().json(found))
 }
 
@@ -142,7 +143,7 @@ pub async fn ip(
     Params::of(&req, &[])?;
     let ip = address(&path)?;
     let clock = Clock(state.dashboard.tz);
-    match views::ip_detail(state.dashboard.storage.as_ref(), clock, ip).await? {
+    match views::ip_detail(state.heavy.as_ref(), clock, ip).await? {
         Some(d) => Ok(HttpResponse::Ok().json(d)),
         None => Err(WebError::not_found(format!("nothing is stored for {ip}"))),
     }
@@ -155,7 +156,7 @@ pub async fn map(state: web::Data<State>, req: HttpRequest) -> Result<HttpRespon
         let params = Params::of(&req, &with(&["range"]))?;
         let (_, q) = params.range("30d")?;
         let scope = scope_of(&params)?;
-        json_body(&views::map(state.dashboard.storage.as_ref(), &scope, &q).await?)
+        json_body(&views::map(state.heavy.as_ref(), &scope, &q).await?)
     };
     Ok(json(state.answers.answer(&req, compute).await?))
 }

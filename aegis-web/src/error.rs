@@ -9,21 +9,46 @@ use serde_json::json;
 pub struct WebError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds after which a client may try again (503 and 429).
+    pub retry_after: Option<u64>,
 }
 
 impl WebError {
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         WebError {
-            status: StatusCode::BAD_REQUEST,
+            status,
             message: message.into(),
+            retry_after: None,
         }
     }
 
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+
+    /// `status` (503 busy, 429 too many attempts), to be tried again in `seconds`.
+    pub fn retry(status: StatusCode, seconds: u64, message: impl Into<String>) -> Self {
         WebError {
-            status: StatusCode::NOT_FOUND,
-            message: message.into(),
+            retry_after: Some(seconds),
+            ..Self::new(status, message)
         }
+    }
+
+    /// The response's status and headers, for either form of the body.
+    fn response(&self) -> actix_web::HttpResponseBuilder {
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header(("Retry-After", seconds.to_string()));
+        }
+        response
     }
 }
 
@@ -38,10 +63,7 @@ impl From<aegis_core::Error> for WebError {
         if status.is_server_error() {
             eprintln!("aegis-web: {e}");
         }
-        WebError {
-            status,
-            message: e.to_string(),
-        }
+        WebError::new(status, e.to_string())
     }
 }
 
@@ -59,7 +81,7 @@ impl ResponseError for WebError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(json!({ "error": self.message }))
+        self.response().json(json!({ "error": self.message }))
     }
 }
 
@@ -98,7 +120,8 @@ impl ResponseError for PageError {
              <p><a href=\"/\">Back to the overview</a></p></main></body></html>",
             tera::escape_html(&self.0.message)
         );
-        HttpResponse::build(status)
+        self.0
+            .response()
             .content_type("text/html; charset=utf-8")
             .body(body)
     }

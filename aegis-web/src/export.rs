@@ -60,10 +60,7 @@ fn csv_line<I: IntoIterator<Item = T>, T: AsRef<[u8]>>(fields: I) -> Result<Vec<
 }
 
 fn internal(e: impl std::fmt::Display) -> WebError {
-    WebError {
-        status: actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
-        message: format!("export failed: {e}"),
-    }
+    WebError::internal(format!("export failed: {e}"))
 }
 
 /// Pages of the search, oldest first, rendered as they are read.
@@ -123,7 +120,7 @@ async fn export(
             "Content-Disposition",
             format!("attachment; filename=\"aegis-events-{stamp}.{ext}\""),
         ))
-        .streaming(rows(state.dashboard.storage.clone(), filter, format)))
+        .streaming(rows(state.heavy.clone(), filter, format)))
 }
 
 #[get("/events.csv")]
@@ -156,7 +153,7 @@ pub async fn blocklist(
     params.narrow(&mut q)?;
     let limit = params.number("limit", 1000, 1, u64::from(Page::MAX_LIMIT))? as u32;
     let min_bans = params.number("min_bans", 1, 1, u64::from(u32::MAX))?;
-    let offenders = state.dashboard.storage.top_offenders(&q, limit).await?;
+    let offenders = state.heavy.top_offenders(&q, limit).await?;
     let mut body = format!(
         "# Aegis blocklist: addresses with at least {min_bans} ban(s) in the last {range}, most bans first\n# generated {}\n",
         Utc::now().to_rfc3339()

@@ -49,7 +49,15 @@ pub(crate) struct State {
     pub templates: tera::Tera,
     pub metrics: metrics::Metrics,
     pub answers: cache::SecondCache,
+    /// The store as statistics, address pages and exports see it: a few calls
+    /// at a time, so that health checks, metrics and the latest events always
+    /// find a free connection.
+    pub heavy: Arc<dyn Storage>,
 }
+
+/// Store calls of statistics and exports at once (the SQLite backend serves
+/// with six read connections).
+const HEAVY_CALLS: usize = 3;
 
 /// The Content-Security-Policy: only this server's scripts, styles and data.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -59,7 +67,9 @@ connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 ///
 /// Uses one worker per core; the returned server runs until stopped.
 pub fn serve(dashboard: Dashboard, listener: TcpListener) -> anyhow::Result<Server> {
+    let heavy = aegis_core::throttled(dashboard.storage.clone(), HEAVY_CALLS);
     let state = web::Data::new(State {
+        heavy,
         dashboard,
         templates: pages::templates()?,
         metrics: metrics::Metrics::default(),
@@ -83,8 +93,9 @@ pub fn serve(dashboard: Dashboard, listener: TcpListener) -> anyhow::Result<Serv
             )
             .configure(routes)
     })
-    // Reads wait for one of a few pooled connections anyway; more threads only cost memory.
-    .worker_max_blocking_threads(4)
+    // Store calls run on blocking threads: room for the throttled heavy ones
+    // and for cheap ones beside them; more only costs memory.
+    .worker_max_blocking_threads(8)
     .listen(listener)?
     .shutdown_timeout(5)
     .run();

@@ -34,10 +34,10 @@ fn render_html(state: &State, name: &str, mut ctx: Context) -> Result<String, We
     ctx.insert("version", env!("CARGO_PKG_VERSION"));
     ctx.insert("tz", state.dashboard.tz.name());
     ctx.insert("demo", &state.dashboard.demo);
-    state.templates.render(name, &ctx).map_err(|e| WebError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        message: format!("rendering {name} failed: {e:?}"),
-    })
+    state
+        .templates
+        .render(name, &ctx)
+        .map_err(|e| WebError::internal(format!("rendering {name} failed: {e:?}")))
 }
 
 fn render(
@@ -88,7 +88,7 @@ async fn show_overview(
         let (range, q) = params.range("30d")?;
         let days = params.number("days", 30, 1, 3653)?;
         let o = views::overview(
-            state.dashboard.storage.as_ref(),
+            state.heavy.as_ref(),
             clock(state),
             scope.clone(),
             range,
@@ -129,7 +129,7 @@ pub async fn ip(
 ) -> Result<HttpResponse, PageError> {
     Params::of(&req, &[])?;
     let ip = address(&path)?;
-    let detail = views::ip_detail(state.dashboard.storage.as_ref(), clock(&state), ip).await?;
+    let detail = views::ip_detail(state.heavy.as_ref(), clock(&state), ip).await?;
     let Some(d) = detail else {
         return Err(WebError::not_found(format!(
             "Nothing is stored for {ip}: it has not been banned on any host reporting here."
@@ -159,7 +159,7 @@ pub async fn events(state: web::Data<State>, req: HttpRequest) -> Result<HttpRes
         let page = params.number("page", 1, 1, 1_000_000)?;
         let offset = (page - 1) * u64::from(PER_PAGE);
         let found = views::event_page(
-            state.dashboard.storage.as_ref(),
+            state.heavy.as_ref(),
             clock(&state),
             &filter,
             views::newest_first(PER_PAGE, offset),

@@ -1,13 +1,16 @@
 //! The front every backend sits behind: inputs are validated and normalised
 //! here, once, so a backend only ever sees canonical addresses, bounded pages,
-//! and events and locations that passed their checks.
+//! and events and locations that passed their checks. A front may also bound
+//! how many calls run at once ([`throttled`]).
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::{GeoCache, Storage};
 use crate::error::Result;
@@ -18,11 +21,43 @@ use crate::query::{
 };
 
 /// A backend behind the checks. Shown as the backend itself.
-pub(super) struct Checked<S>(pub S);
+pub(super) struct Checked {
+    inner: Arc<dyn Storage>,
+    calls: Option<Semaphore>,
+}
 
-impl<S: fmt::Debug> fmt::Debug for Checked<S> {
+impl Checked {
+    /// `backend` behind the checks.
+    pub fn new(backend: impl Storage + 'static) -> Self {
+        Checked {
+            inner: Arc::new(backend),
+            calls: None,
+        }
+    }
+
+    /// Waits for a turn when calls are bounded.
+    async fn turn(&self) -> Option<SemaphorePermit<'_>> {
+        match &self.calls {
+            Some(calls) => calls.acquire().await.ok(),
+            None => None,
+        }
+    }
+}
+
+/// `store`, running at most `calls` of its calls at once; the others wait
+/// their turn. A server hands this to its expensive work, so that however much
+/// of it there is, the store's connections are never all taken and cheap
+/// requests (health checks, the latest events) do not wait behind it.
+pub fn throttled(store: Arc<dyn Storage>, calls: usize) -> Arc<dyn Storage> {
+    Arc::new(Checked {
+        inner: store,
+        calls: Some(Semaphore::new(calls.max(1))),
+    })
+}
+
+impl fmt::Debug for Checked {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        self.inner.fmt(f)
     }
 }
 
@@ -40,58 +75,70 @@ fn bounded(page: Page) -> Page {
 }
 
 #[async_trait]
-impl<S: Storage> Storage for Checked<S> {
+impl Storage for Checked {
     async fn record_batch(&self, events: &[BanEvent]) -> Result<BatchOutcome> {
+        let _turn = self.turn().await;
         for e in events {
             e.validate()?;
         }
-        self.0.record_batch(events).await
+        self.inner.record_batch(events).await
     }
 
     async fn events(&self, filter: &EventFilter, page: Page) -> Result<Vec<StoredEvent>> {
-        self.0
+        let _turn = self.turn().await;
+        self.inner
             .events(&canonical_filter(filter), bounded(page))
             .await
     }
 
     async fn count_events(&self, filter: &EventFilter) -> Result<u64> {
-        self.0.count_events(&canonical_filter(filter)).await
+        let _turn = self.turn().await;
+        self.inner.count_events(&canonical_filter(filter)).await
     }
 
     async fn summary(&self, query: &StatsQuery) -> Result<Summary> {
-        self.0.summary(query).await
+        let _turn = self.turn().await;
+        self.inner.summary(query).await
     }
 
     async fn ban_count(&self, query: &StatsQuery) -> Result<u64> {
-        self.0.ban_count(query).await
+        let _turn = self.turn().await;
+        self.inner.ban_count(query).await
     }
 
     async fn bans_per_day(&self, query: &StatsQuery, tz: Tz) -> Result<Vec<DayCount>> {
-        self.0.bans_per_day(query, tz).await
+        let _turn = self.turn().await;
+        self.inner.bans_per_day(query, tz).await
     }
 
     async fn top_offenders(&self, query: &StatsQuery, limit: u32) -> Result<Vec<Offender>> {
-        self.0.top_offenders(query, limit).await
+        let _turn = self.turn().await;
+        self.inner.top_offenders(query, limit).await
     }
 
     async fn top(&self, query: &StatsQuery, by: TopBy, limit: u32) -> Result<Vec<TopEntry>> {
-        self.0.top(query, by, limit).await
+        let _turn = self.turn().await;
+        self.inner.top(query, by, limit).await
     }
 
     async fn ip_history(&self, ip: IpAddr) -> Result<Vec<StoredEvent>> {
-        self.0.ip_history(ip.to_canonical()).await
+        let _turn = self.turn().await;
+        self.inner.ip_history(ip.to_canonical()).await
     }
 
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
-        self.0.prune(before).await
+        let _turn = self.turn().await;
+        self.inner.prune(before).await
     }
 
     async fn set_geo(&self, ip: IpAddr, geo: &Geo) -> Result<u64> {
+        let _turn = self.turn().await;
         geo.validate()?;
-        self.0.set_geo(ip.to_canonical(), geo).await
+        self.inner.set_geo(ip.to_canonical(), geo).await
     }
 
     async fn set_geo_many(&self, updates: &[(IpAddr, Geo)]) -> Result<u64> {
+        let _turn = self.turn().await;
         for (_, geo) in updates {
             geo.validate()?;
         }
@@ -99,11 +146,12 @@ impl<S: Storage> Storage for Checked<S> {
             .iter()
             .map(|(ip, geo)| (ip.to_canonical(), geo.clone()))
             .collect();
-        self.0.set_geo_many(&updates).await
+        self.inner.set_geo_many(&updates).await
     }
 
     async fn distinct_ips(&self, after: Option<IpAddr>, limit: u32) -> Result<Vec<IpAddr>> {
-        self.0
+        let _turn = self.turn().await;
+        self.inner
             .distinct_ips(after.map(|ip| ip.to_canonical()), limit)
             .await
     }
@@ -114,13 +162,15 @@ impl<S: Storage> Storage for Checked<S> {
 }
 
 #[async_trait]
-impl<S: Storage> GeoCache for Checked<S> {
+impl GeoCache for Checked {
     async fn cached_geo(&self, ips: &[IpAddr]) -> Result<Vec<(IpAddr, Option<Geo>)>> {
+        let _turn = self.turn().await;
         let ips: Vec<IpAddr> = ips.iter().map(|ip| ip.to_canonical()).collect();
-        self.0.geo_cache().cached_geo(&ips).await
+        self.inner.geo_cache().cached_geo(&ips).await
     }
 
     async fn cache_geo(&self, answers: &[(IpAddr, Option<Geo>)]) -> Result<()> {
+        let _turn = self.turn().await;
         for geo in answers.iter().filter_map(|(_, g)| g.as_ref()) {
             geo.validate()?;
         }
@@ -128,6 +178,6 @@ impl<S: Storage> GeoCache for Checked<S> {
             .iter()
             .map(|(ip, geo)| (ip.to_canonical(), geo.clone()))
             .collect();
-        self.0.geo_cache().cache_geo(&answers).await
+        self.inner.geo_cache().cache_geo(&answers).await
     }
 }

@@ -24,6 +24,7 @@ pub(crate) mod shared;
 mod sqlite;
 mod url;
 
+pub use checked::throttled;
 use checked::Checked;
 use url::Backend;
 pub use url::{StorageUrl, ACCEPTED_URLS};
@@ -130,7 +131,9 @@ pub async fn connect(url: &StorageUrl) -> Result<Arc<dyn Storage>> {
 pub async fn connect_for(url: &StorageUrl, workload: Workload) -> Result<Arc<dyn Storage>> {
     match url.backend()? {
         #[cfg(feature = "sqlite")]
-        Backend::SqliteMemory => Ok(Arc::new(Checked(sqlite::SqliteStorage::open_in_memory()?))),
+        Backend::SqliteMemory => Ok(Arc::new(Checked::new(
+            sqlite::SqliteStorage::open_in_memory()?,
+        ))),
         #[cfg(feature = "sqlite")]
         Backend::SqliteFile(path) => {
             let storage = tokio::task::spawn_blocking(move || {
@@ -138,10 +141,12 @@ pub async fn connect_for(url: &StorageUrl, workload: Workload) -> Result<Arc<dyn
             })
             .await
             .map_err(|e| Error::Storage(format!("opening the database failed: {e}")))??;
-            Ok(Arc::new(Checked(storage)))
+            Ok(Arc::new(Checked::new(storage)))
         }
         #[cfg(feature = "mongodb")]
-        Backend::Mongo => Ok(Arc::new(Checked(mongo::MongoStorage::connect(url).await?))),
+        Backend::Mongo => Ok(Arc::new(Checked::new(
+            mongo::MongoStorage::connect(url).await?,
+        ))),
         #[allow(unreachable_patterns)] // every backend compiled in
         backend => Err(not_compiled(url, &backend)),
     }

@@ -71,10 +71,11 @@ impl Sizes {
                 max_readers: 8,
             },
             // The dashboard reads summaries; the operating system caches the file.
+            // Six readers: its throttled statistics take at most three.
             Workload::Serve => Sizes {
                 writer_cache_kib: 8_192,
                 reader_cache_kib: 4_096,
-                max_readers: 4,
+                max_readers: 6,
             },
         }
     }
