@@ -1,7 +1,16 @@
 //! Who may look: a bearer token and/or HTTP basic auth with an Argon2 hash.
-//! `/health` stays open for load balancers.
+//! `/health` stays open for load balancers, saying only up or down.
+//!
+//! Argon2 runs off the async workers and under no lock, and a client address
+//! that keeps failing is told to wait (429): wrong passwords cannot slow the
+//! others. Without credentials, the dashboard answers only to loopback names,
+//! address literals and the configured `public_url`, so that a web page the
+//! admin visits cannot read it through a rebound DNS name.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -20,13 +29,21 @@ use crate::State;
 /// Credentials that verified, remembered so that each request does not pay
 /// for an Argon2 verification (tens of milliseconds by design).
 const REMEMBERED: usize = 32;
+/// Failed attempts a client address may make per window before it must wait.
+const FAILURES: u32 = 10;
+const WINDOW: Duration = Duration::from_secs(60);
+/// Client addresses whose failures are remembered, at most.
+const TRACKED: usize = 10_000;
 
 /// The configured credentials; open when none are.
 #[derive(Default)]
 pub struct Auth {
     token: Option<[u8; 32]>,
-    basic: Option<(String, String)>,
+    basic: Option<Arc<(String, String)>>,
     verified: Mutex<Vec<[u8; 32]>>,
+    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// The host of `[web] public_url`, lower case.
+    public_host: Option<String>,
 }
 
 impl Auth {
@@ -49,7 +66,7 @@ impl Auth {
                         "[web] password_hash is not an Argon2 PHC string ({e}); make one with: aegis-web hash-password"
                     ))
                 })?;
-                Some((user.clone(), hash.expose().to_owned()))
+                Some(Arc::new((user.clone(), hash.expose().to_owned())))
             }
             (None, None) => None,
             _ => {
@@ -58,10 +75,16 @@ impl Auth {
                 ))
             }
         };
+        let public_host = web
+            .public_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
         Ok(Auth {
             token,
             basic,
-            verified: Mutex::default(),
+            public_host,
+            ..Auth::default()
         })
     }
 
@@ -70,7 +93,8 @@ impl Auth {
         self.token.is_some() || self.basic.is_some()
     }
 
-    fn allows(&self, authorization: Option<&str>) -> bool {
+    /// Whether `authorization` carries valid credentials.
+    pub(crate) async fn allows(&self, authorization: Option<&str>) -> bool {
         let Some(value) = authorization else {
             return false;
         };
@@ -93,29 +117,73 @@ impl Auth {
         if self.token_matches(password) {
             return true;
         }
-        let Some((want_user, hash)) = &self.basic else {
+        let Some(basic) = self.basic.clone() else {
             return false;
         };
-        if user != want_user {
+        if user != basic.0 {
             return false;
         }
         let key: [u8; 32] = Sha256::digest(decoded.as_bytes()).into();
-        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-        if verified.contains(&key) {
+        if lock(&self.verified).contains(&key) {
             return true;
         }
-        let ok = PasswordHash::new(hash).is_ok_and(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        });
+        let password = password.to_owned();
+        let ok = actix_web::rt::task::spawn_blocking(move || {
+            PasswordHash::new(&basic.1).is_ok_and(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+        })
+        .await
+        .unwrap_or(false);
         if ok {
+            let mut verified = lock(&self.verified);
             if verified.len() == REMEMBERED {
                 verified.remove(0);
             }
             verified.push(key);
         }
         ok
+    }
+
+    /// How long `client` must wait before it may try again, if it failed too often.
+    fn must_wait(&self, client: IpAddr) -> Option<Duration> {
+        let failures = lock(&self.failures);
+        let (since, n) = failures.get(&client)?;
+        let left = WINDOW.checked_sub(since.elapsed())?;
+        (*n >= FAILURES).then_some(left)
+    }
+
+    /// Counts a failed attempt of `client`.
+    fn failed(&self, client: IpAddr) {
+        let mut failures = lock(&self.failures);
+        if failures.len() >= TRACKED {
+            failures.retain(|_, (since, _)| since.elapsed() < WINDOW);
+            if failures.len() >= TRACKED {
+                failures.clear();
+            }
+        }
+        let entry = failures.entry(client).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
+
+    /// Whether an unauthenticated dashboard may answer a request for `host`
+    /// (the `Host` header, with or without a port).
+    fn answers_to(&self, host: &str) -> bool {
+        let name = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+        }
+        .to_ascii_lowercase();
+        // A rebinding attack needs a name: an address literal is safe.
+        name.parse::<IpAddr>().is_ok()
+            || name == "localhost"
+            || name.ends_with(".localhost")
+            || self.public_host.as_deref() == Some(name.as_str())
     }
 
     /// Compares digests, so the time taken says nothing about the token.
@@ -135,28 +203,60 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
 }
 
-/// Lets a request through when it carries valid credentials (or none are needed).
+/// Lets a request through when it carries valid credentials (or none are
+/// needed and it names a host the dashboard answers to).
 pub async fn require(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let open = req.path() == "/health"
-        || req
-            .app_data::<web::Data<State>>()
-            .is_none_or(|s| !s.dashboard.auth.is_configured());
-    if open {
+    let Some(state) = req.app_data::<web::Data<State>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let auth = &state.dashboard.auth;
+    if req.path() == "/health" {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
-    let allowed = {
-        let state = req.app_data::<web::Data<State>>();
-        let authorization = req
+    if !auth.is_configured() {
+        // The Host header itself: forwarding headers are the client's to invent.
+        let host = req
             .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        state.is_some_and(|s| s.dashboard.auth.allows(authorization))
-    };
-    if allowed {
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or(req.uri().authority().map(|a| a.as_str()))
+            .unwrap_or_default()
+            .to_owned();
+        if !auth.answers_to(&host) {
+            let response = HttpResponse::MisdirectedRequest().json(serde_json::json!({
+                "error": format!(
+                    "this dashboard does not answer to {host:?}: open it by a loopback name or \
+                     address, or set [web] public_url (or configure credentials)"
+                )
+            }));
+            return Ok(req.into_response(response));
+        }
         return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    let client = req.peer_addr().map(|a| a.ip().to_canonical());
+    if let Some(wait) = client.and_then(|c| auth.must_wait(c)) {
+        let seconds = wait.as_secs().max(1);
+        let response = HttpResponse::TooManyRequests()
+            .insert_header((header::RETRY_AFTER, seconds.to_string()))
+            .json(serde_json::json!({
+                "error": format!("too many failed attempts from this address: try again in {seconds} s")
+            }));
+        return Ok(req.into_response(response));
+    }
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if auth.allows(authorization.as_deref()).await {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    // A browser's first request carries no credentials: only wrong ones count.
+    if let (Some(client), Some(_)) = (client, &authorization) {
+        auth.failed(client);
     }
     let response = HttpResponse::Unauthorized()
         .insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"Aegis\", charset=\"UTF-8\""))
@@ -164,4 +264,8 @@ pub async fn require(
             "error": "authentication required: send the configured token (Authorization: Bearer …) or the user and password"
         }));
     Ok(req.into_response(response))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -22,7 +22,10 @@ mod views;
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::dev::Server;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
 use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 use aegis_core::{Storage, Tz};
@@ -80,6 +83,7 @@ pub fn serve(dashboard: Dashboard, listener: TcpListener) -> anyhow::Result<Serv
             .app_data(state.clone())
             .wrap(from_fn(auth::require))
             .wrap(from_fn(metrics::observe))
+            .wrap(from_fn(head_is_get))
             .wrap(
                 DefaultHeaders::new()
                     .add(("Content-Security-Policy", CSP))
@@ -100,6 +104,18 @@ pub fn serve(dashboard: Dashboard, listener: TcpListener) -> anyhow::Result<Serv
     .shutdown_timeout(5)
     .run();
     Ok(server)
+}
+
+/// `HEAD` answers every `GET` route: routed as `GET`, and the server sends the
+/// head of the response without its body.
+async fn head_is_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
+    next.call(req).await
 }
 
 fn routes(cfg: &mut web::ServiceConfig) {

@@ -621,3 +621,197 @@ async fn answers_are_fresh_on_request_and_at_most_a_second_old() {
     let (_, later) = s.json("/api/v1/summary?range=24h").await;
     assert_eq!(later["bans"], 2, "a second later the answer is new");
 }
+
+#[actix_web::test]
+async fn an_open_dashboard_answers_only_to_its_own_names() {
+    let s = Server::start(
+        Auth::from_settings(&WebSettings {
+            public_url: Some("https://aegis.example.org/".into()),
+            ..WebSettings::default()
+        })
+        .unwrap(),
+    )
+    .await;
+    let with_host = |host: &'static str| {
+        let req = s.http.get(format!("{}/api/v1/summary", s.base));
+        async move { req.header("Host", host).send().await.unwrap().status() }
+    };
+    for rebound in [
+        "attacker.example",
+        "attacker.example:8080",
+        "127.0.0.1.nip.io",
+    ] {
+        assert_eq!(
+            with_host(rebound).await,
+            StatusCode::MISDIRECTED_REQUEST,
+            "{rebound}"
+        );
+    }
+    for own in [
+        "localhost:8080",
+        "127.0.0.1",
+        "[::1]:8080",
+        "aegis.example.org",
+        "AEGIS.example.org:443",
+    ] {
+        assert_eq!(with_host(own).await, StatusCode::OK, "{own}");
+    }
+}
+
+#[actix_web::test]
+async fn head_answers_every_get_route() {
+    let s = Server::open().await;
+    seed(s.store.as_ref()).await;
+    for path in [
+        "/health",
+        "/",
+        "/api/v1/summary",
+        "/events.csv",
+        "/static/app.css",
+        "/metrics",
+    ] {
+        let r = s
+            .http
+            .head(format!("{}{path}", s.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert!(r.text().await.unwrap().is_empty(), "{path}: no body");
+    }
+}
+
+#[actix_web::test]
+async fn failed_attempts_are_told_to_wait() {
+    let auth = Auth::from_settings(&WebSettings {
+        token: Some("0123456789abcdef-token".into()),
+        ..WebSettings::default()
+    })
+    .unwrap();
+    let s = Server::start(auth).await;
+    let attempt = |token: &'static str| {
+        let req = s
+            .http
+            .get(format!("{}/api/v1/summary", s.base))
+            .bearer_auth(token);
+        async move { req.send().await.unwrap() }
+    };
+    for _ in 0..10 {
+        assert_eq!(attempt("guess").await.status(), StatusCode::UNAUTHORIZED);
+    }
+    let refused = attempt("0123456789abcdef-token").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+}
+
+/// A store that is down, with an error that names what only the admin may see.
+#[derive(Debug)]
+struct Down;
+
+fn down<T>() -> aegis_core::Result<T> {
+    Err(aegis_core::Error::Unavailable(
+        "/srv/secret/aegis.db: disk I/O error".into(),
+    ))
+}
+
+#[async_trait::async_trait]
+impl Storage for Down {
+    async fn record_batch(&self, _: &[BanEvent]) -> aegis_core::Result<aegis_core::BatchOutcome> {
+        down()
+    }
+    async fn events(
+        &self,
+        _: &aegis_core::EventFilter,
+        _: aegis_core::Page,
+    ) -> aegis_core::Result<Vec<aegis_core::StoredEvent>> {
+        down()
+    }
+    async fn count_events(&self, _: &aegis_core::EventFilter) -> aegis_core::Result<u64> {
+        down()
+    }
+    async fn summary(&self, _: &aegis_core::StatsQuery) -> aegis_core::Result<aegis_core::Summary> {
+        down()
+    }
+    async fn bans_per_day(
+        &self,
+        _: &aegis_core::StatsQuery,
+        _: aegis_core::Tz,
+    ) -> aegis_core::Result<Vec<aegis_core::DayCount>> {
+        down()
+    }
+    async fn top_offenders(
+        &self,
+        _: &aegis_core::StatsQuery,
+        _: u32,
+    ) -> aegis_core::Result<Vec<aegis_core::Offender>> {
+        down()
+    }
+    async fn top(
+        &self,
+        _: &aegis_core::StatsQuery,
+        _: aegis_core::TopBy,
+        _: u32,
+    ) -> aegis_core::Result<Vec<aegis_core::TopEntry>> {
+        down()
+    }
+    async fn ip_history(&self, _: IpAddr) -> aegis_core::Result<Vec<aegis_core::StoredEvent>> {
+        down()
+    }
+    async fn prune(&self, _: chrono::DateTime<Utc>) -> aegis_core::Result<u64> {
+        down()
+    }
+    async fn set_geo(&self, _: IpAddr, _: &Geo) -> aegis_core::Result<u64> {
+        down()
+    }
+    async fn distinct_ips(&self, _: Option<IpAddr>, _: u32) -> aegis_core::Result<Vec<IpAddr>> {
+        down()
+    }
+    fn geo_cache(&self) -> &dyn aegis_core::GeoCache {
+        self
+    }
+}
+
+#[async_trait::async_trait]
+impl aegis_core::GeoCache for Down {
+    async fn cached_geo(&self, _: &[IpAddr]) -> aegis_core::Result<Vec<(IpAddr, Option<Geo>)>> {
+        down()
+    }
+    async fn cache_geo(&self, _: &[(IpAddr, Option<Geo>)]) -> aegis_core::Result<()> {
+        down()
+    }
+}
+
+#[actix_web::test]
+async fn health_says_why_only_to_the_admin() {
+    let open = Server::on(Arc::new(Down), Auth::default());
+    let (status, body) = open.json("/health").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body, serde_json::json!({ "status": "unavailable" }));
+
+    let guarded = Server::on(
+        Arc::new(Down),
+        Auth::from_settings(&WebSettings {
+            token: Some("0123456789abcdef-token".into()),
+            ..WebSettings::default()
+        })
+        .unwrap(),
+    );
+    let (_, anonymous) = guarded.json("/health").await;
+    assert!(
+        !anonymous.to_string().contains("/srv/secret"),
+        "{anonymous}"
+    );
+    let admin = guarded
+        .http
+        .get(format!("{}/health", guarded.base))
+        .bearer_auth("0123456789abcdef-token")
+        .send()
+        .await
+        .unwrap();
+    assert!(admin.text().await.unwrap().contains("/srv/secret"));
+}
