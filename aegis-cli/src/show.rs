@@ -244,6 +244,7 @@ pub async fn events(store: &dyn Storage, args: &EventsArgs) -> Result<()> {
         limit: args.limit,
         offset: args.offset,
         order: if args.asc { Order::Asc } else { Order::Desc },
+        after: None,
     };
     let events = store.events(&filter, page).await?;
     if args.json {

@@ -49,8 +49,8 @@ pub use event::{
     MAX_MATCH_BYTES, MAX_MATCH_LINES,
 };
 pub use query::{
-    day_start, network_of, spreadsheet_safe, BatchOutcome, DayCount, EventFilter, Facet, Offender,
-    Order, Page, Recorded, Scope, StatsQuery, StoredEvent, Summary, TopBy, TopEntry,
+    day_start, network_of, spreadsheet_safe, BatchOutcome, Cursor, DayCount, EventFilter, Facet,
+    Offender, Order, Page, Recorded, Scope, StatsQuery, StoredEvent, Summary, TopBy, TopEntry,
 };
 pub use storage::{
     connect, connect_for, destroy, throttled, GeoCache, Storage, StorageUrl, Workload,

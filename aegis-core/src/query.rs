@@ -159,10 +159,53 @@ pub enum Order {
 pub struct Page {
     /// Rows to return (at most [`Page::MAX_LIMIT`]).
     pub limit: u32,
-    /// Rows to skip.
+    /// Rows to skip (after `after`, when given).
     pub offset: u64,
     /// Order by time.
     pub order: Order,
+    /// Start after this event, in `order`: how to page through many events,
+    /// each page costing the same (an offset costs the rows it skips).
+    #[serde(default)]
+    pub after: Option<Cursor>,
+}
+
+/// Where a listing stopped: the time and id of its last event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The event's time.
+    pub time: DateTime<Utc>,
+    /// The event's id.
+    #[serde(with = "id_hex")]
+    pub id: EventId,
+}
+
+impl Cursor {
+    /// The cursor as text for a URL: milliseconds, a dot, the id in hex.
+    pub fn token(&self) -> String {
+        format!("{}.{}", self.time.timestamp_millis(), self.id.to_hex())
+    }
+
+    /// A cursor from [`Cursor::token`].
+    pub fn parse(token: &str) -> crate::Result<Self> {
+        let bad = || {
+            crate::Error::Invalid(
+                "invalid cursor: pass the `next` value of the previous page as it is".into(),
+            )
+        };
+        let (ms, id) = token.split_once('.').ok_or_else(bad)?;
+        let time = ms
+            .parse()
+            .ok()
+            .and_then(DateTime::from_timestamp_millis)
+            .ok_or_else(bad)?;
+        let id = crate::ipkey::unhex(id)
+            .and_then(|b| <[u8; 12]>::try_from(b).ok())
+            .ok_or_else(bad)?;
+        Ok(Cursor {
+            time,
+            id: EventId(id),
+        })
+    }
 }
 
 impl Page {
@@ -175,6 +218,7 @@ impl Page {
             limit: limit.min(Self::MAX_LIMIT),
             offset: 0,
             order: Order::Desc,
+            after: None,
         }
     }
 }
@@ -197,6 +241,14 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
+    /// Where a page that ends with this event stopped.
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            time: self.event.time,
+            id: self.id,
+        }
+    }
+
     /// Column names of [`StoredEvent::csv_record`].
     pub const CSV_HEADER: [&'static str; 20] = [
         "id",

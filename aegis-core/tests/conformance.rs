@@ -41,6 +41,7 @@ conformance!(
     batch_reports_inserted_and_duplicates,
     filters_narrow_the_listing,
     pagination_and_order,
+    pages_after_a_cursor_cover_every_event_once,
     summary_counts_new_bans_only,
     currently_banned_follows_bans_and_unbans,
     bans_per_day_is_zero_filled_in_the_time_zone,
@@ -244,6 +245,71 @@ async fn filters_narrow_the_listing(store: Store) {
     .is_empty());
 }
 
+/// Paging by key: many events share a second (and some a millisecond), and
+/// every page after the last event of the one before yields each event once,
+/// in order, both ways, with a filter.
+async fn pages_after_a_cursor_cover_every_event_once(store: Store) {
+    let events: Vec<BanEvent> = (0..95)
+        .map(|i| {
+            let t = at(2, 3, 0) + Duration::milliseconds(i64::from(i / 7) * 250);
+            ban(
+                &format!("198.51.100.{i}"),
+                ["sshd", "nginx"][i as usize % 2],
+                "web1",
+                t,
+            )
+        })
+        .collect();
+    store.record_batch(&events).await.unwrap();
+    for (order, filter) in [
+        (Order::Asc, EventFilter::default()),
+        (Order::Desc, EventFilter::default()),
+        (
+            Order::Asc,
+            Scope::of(aegis_core::Facet::Jail, "sshd").filter(),
+        ),
+    ] {
+        let all = store
+            .events(
+                &filter,
+                Page {
+                    limit: 1000,
+                    order,
+                    ..Page::default()
+                },
+            )
+            .await
+            .unwrap();
+        let mut paged = Vec::new();
+        let mut after = None;
+        loop {
+            let page = Page {
+                limit: 9,
+                order,
+                after,
+                ..Page::default()
+            };
+            let got = store.events(&filter, page).await.unwrap();
+            let Some(last) = got.last() else { break };
+            after = Some(last.cursor());
+            paged.extend(got);
+        }
+        assert_eq!(paged, all, "{order:?} {filter:?}");
+        assert_eq!(paged.len(), if filter.scope.is_all() { 95 } else { 48 });
+    }
+    let cursor = aegis_core::Cursor::parse(&events_cursor(&store).await).unwrap();
+    assert_eq!(aegis_core::Cursor::parse(&cursor.token()).unwrap(), cursor);
+    assert!(aegis_core::Cursor::parse("12.zz").is_err());
+}
+
+async fn events_cursor(store: &Store) -> String {
+    let first = store
+        .events(&EventFilter::default(), Page::first(1))
+        .await
+        .unwrap();
+    first[0].cursor().token()
+}
+
 async fn pagination_and_order(store: Store) {
     let events: Vec<BanEvent> = (0..25)
         .map(|i| ban(&format!("192.0.2.{i}"), "sshd", "web1", at(1, 0, i)))
@@ -259,6 +325,7 @@ async fn pagination_and_order(store: Store) {
                         limit: 10,
                         offset,
                         order,
+                        after: None,
                     },
                 )
                 .await

@@ -108,7 +108,7 @@ async fn top_of(state: &State, req: &HttpRequest) -> Result<serde_json::Value, W
 #[get("/events")]
 pub async fn events(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, WebError> {
     let mut accepted = FILTER_KEYS.to_vec();
-    accepted.extend(["limit", "offset", "order", "total"]);
+    accepted.extend(["limit", "offset", "order", "total", "after"]);
     let params = Params::of(&req, &accepted)?;
     let filter = params.filter(state.dashboard.tz)?;
     let page = params.page(100)?;
@@ -123,7 +123,7 @@ pub async fn events(state: web::Data<State>, req: HttpRequest) -> Result<HttpRes
     };
     // The first page alone is cheap (the live table asks it every few seconds):
     // it never waits behind statistics.
-    let store = if page.offset == 0 && !with_total {
+    let store = if page.offset == 0 && page.after.is_none() && !with_total {
         state.dashboard.storage.as_ref()
     } else {
         state.heavy.as_ref()

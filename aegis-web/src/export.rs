@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use actix_web::web::Bytes;
 use actix_web::{get, web, HttpRequest, HttpResponse};
-use aegis_core::{EventFilter, Order, Page, Storage, StoredEvent};
+use aegis_core::{Cursor, EventFilter, Order, Page, Storage, StoredEvent};
 use chrono::Utc;
 use futures_util::stream::{self, Stream};
 
@@ -69,28 +69,29 @@ fn rows(
     filter: EventFilter,
     format: Format,
 ) -> impl Stream<Item = Result<Bytes, WebError>> {
-    let start = (store, filter, Some(0u64));
-    stream::try_unfold(start, move |(store, filter, offset)| async move {
-        let Some(offset) = offset else {
+    // Paged by key, each page after the last event of the one before: a page
+    // costs the same at the millionth event as at the first.
+    let start = (store, filter, Some(None::<Cursor>));
+    stream::try_unfold(start, move |(store, filter, after)| async move {
+        let Some(after) = after else {
             return Ok(None);
         };
         let page = Page {
             limit: Page::MAX_LIMIT,
-            offset,
             order: Order::Asc,
+            after,
+            ..Page::default()
         };
         let events = store.events(&filter, page).await?;
-        let mut chunk = if offset == 0 {
-            format.head()?
-        } else {
-            Vec::new()
-        };
-        chunk.extend(format.rows(&events, offset == 0)?);
-        let next = if events.len() < Page::MAX_LIMIT as usize {
-            chunk.extend(format.tail());
-            None
-        } else {
-            Some(offset + events.len() as u64)
+        let first = after.is_none();
+        let mut chunk = if first { format.head()? } else { Vec::new() };
+        chunk.extend(format.rows(&events, first)?);
+        let next = match events.last() {
+            Some(last) if events.len() == Page::MAX_LIMIT as usize => Some(Some(last.cursor())),
+            _ => {
+                chunk.extend(format.tail());
+                None
+            }
         };
         Ok(Some((Bytes::from(chunk), (store, filter, next))))
     })

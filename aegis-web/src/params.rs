@@ -5,8 +5,8 @@ use std::net::IpAddr;
 
 use actix_web::{web, HttpRequest};
 use aegis_core::{
-    day_start, parse_country, parse_ip, parse_moment, EventFilter, EventKind, IpNetwork, Order,
-    Page, Scope, StatsQuery, Tz,
+    day_start, parse_country, parse_ip, parse_moment, Cursor, EventFilter, EventKind, IpNetwork,
+    Order, Page, Scope, StatsQuery, Tz,
 };
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
@@ -109,12 +109,13 @@ impl Params {
         }
     }
 
-    /// `limit` and `offset` as a page.
+    /// `limit`, `offset` and `after` (the `next` of the page before) as a page.
     pub fn page(&self, default_limit: u64) -> Result<Page, WebError> {
         Ok(Page {
             limit: self.number("limit", default_limit, 1, u64::from(Page::MAX_LIMIT))? as u32,
             offset: self.number("offset", 0, 0, u64::MAX / 2)?,
             order: self.order()?,
+            after: self.get("after").map(Cursor::parse).transpose()?,
         })
     }
 

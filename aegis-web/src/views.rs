@@ -458,6 +458,8 @@ pub struct EventPage {
     pub total: Option<u64>,
     pub offset: u64,
     pub limit: u32,
+    /// `after=` for the next page, when this one is full.
+    pub next: Option<String>,
     pub events: Vec<EventRow>,
 }
 
@@ -477,10 +479,14 @@ pub async fn event_page(
         }
     };
     let (total, events) = tokio::try_join!(total, store.events(filter, page))?;
+    let next = (events.len() == page.limit as usize)
+        .then(|| events.last().map(|e| e.cursor().token()))
+        .flatten();
     Ok(EventPage {
         total,
         offset: page.offset,
         limit: page.limit,
+        next,
         events: events.into_iter().map(|e| clock.event(e)).collect(),
     })
 }
@@ -491,5 +497,6 @@ pub fn newest_first(limit: u32, offset: u64) -> Page {
         limit,
         offset,
         order: Order::Desc,
+        after: None,
     }
 }

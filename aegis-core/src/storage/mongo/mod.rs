@@ -225,12 +225,17 @@ impl Storage for MongoStorage {
             Order::Asc => 1,
             Order::Desc => -1,
         };
-        self.find(
-            doc::event_filter(filter),
-            doc! { "time": dir, "_id": dir },
-            Some(page),
-        )
-        .await
+        let mut matching = doc::event_filter(filter);
+        if let Some(after) = page.after {
+            let beyond = if dir == 1 { "$gt" } else { "$lt" };
+            let t = doc::bson_time(after.time);
+            matching = doc! { "$and": [matching, { "$or": [
+                { "time": { beyond: t } },
+                { "time": t, "_id": { beyond: doc::object_id(after.id) } },
+            ] }] };
+        }
+        self.find(matching, doc! { "time": dir, "_id": dir }, Some(page))
+            .await
     }
 
     async fn count_events(&self, filter: &EventFilter) -> Result<u64> {

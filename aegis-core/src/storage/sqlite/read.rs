@@ -65,11 +65,27 @@ pub(super) fn events(
     filter: &EventFilter,
     page: Page,
 ) -> Result<Vec<StoredEvent>> {
-    let (clause, mut args) = where_clause(filter);
-    let order = match page.order {
-        Order::Desc => "DESC",
-        Order::Asc => "ASC",
+    let (mut clause, mut args) = where_clause(filter);
+    let (order, beyond) = match page.order {
+        Order::Desc => ("DESC", "<"),
+        Order::Asc => ("ASC", ">"),
     };
+    if let Some(after) = page.after {
+        // Ties in time go by row id, the index's own order: the cursor's row id
+        // is found by its event id.
+        let t = after.time.timestamp_millis();
+        let range = if beyond == ">" { ">=" } else { "<=" };
+        clause.push_str(if clause.is_empty() { "WHERE " } else { " AND " });
+        clause.push_str(&format!(
+            "time {range} ? AND (time {beyond} ? OR id {beyond} \
+             coalesce((SELECT id FROM events WHERE event_id = ?), id))"
+        ));
+        args.extend([
+            Value::Integer(t),
+            Value::Integer(t),
+            Value::Blob(after.id.0.to_vec()),
+        ]);
+    }
     args.push(Value::Integer(i64::from(page.limit.min(Page::MAX_LIMIT))));
     args.push(Value::Integer(
         i64::try_from(page.offset).unwrap_or(i64::MAX),
