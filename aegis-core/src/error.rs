@@ -44,6 +44,7 @@ impl Error {
     }
 
     /// The same error with its message rewritten.
+    #[cfg(feature = "mongodb")]
     pub(crate) fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
         match self {
             Error::Invalid(m) => Error::Invalid(f(m)),

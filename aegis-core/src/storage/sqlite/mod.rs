@@ -117,6 +117,7 @@ impl SqliteStorage {
         let sizes = Sizes::of(workload);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             create_private_dir(dir)?;
+            share_with_group(dir, path)?;
         }
         let mut conn = open_conn(
             path,
@@ -214,6 +215,30 @@ impl Inner {
             self.returned.notify_one();
         }
         opened
+    }
+}
+
+/// In a directory its group may write (`install -d -g aegis -m 2770`), a new
+/// database is made group-writable too, and SQLite gives its journal files the
+/// same mode: the dashboard, running as a member of that group, can read what
+/// the ban path (root) writes. Elsewhere the database stays owner-only.
+fn share_with_group(dir: &Path, path: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let group_writable = std::fs::metadata(dir).is_ok_and(|m| m.mode() & 0o020 != 0);
+    if !group_writable || path.exists() {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o660)
+        .open(path)
+    {
+        // The mode asked for, whatever the umask of the process.
+        Ok(_) => std::fs::set_permissions(path, PermissionsExt::from_mode(0o660))
+            .map_err(|e| Error::io(format!("cannot share {} with its group", path.display()), e)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io(format!("cannot create {}", path.display()), e)),
     }
 }
 
@@ -384,5 +409,29 @@ impl GeoCache for SqliteStorage {
         let answers = answers.to_vec();
         self.write(move |conn| write::cache_geo(conn, &answers))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use super::*;
+
+    #[test]
+    fn a_group_writable_directory_shares_the_database_with_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o2770)).unwrap();
+        let store = SqliteStorage::open_for(&shared.join("aegis.db"), Workload::Batch).unwrap();
+        drop(store);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+        assert_eq!(mode(&shared.join("aegis.db")), 0o660);
+
+        let private = dir.path().join("private");
+        SqliteStorage::open_for(&private.join("aegis.db"), Workload::Batch).unwrap();
+        assert_eq!(mode(&private), 0o700);
+        assert_eq!(mode(&private.join("aegis.db")) & 0o077 & !0o044, 0, "no group write");
     }
 }
