@@ -400,8 +400,22 @@ async fn currently_banned_follows_bans_and_unbans(store: Store) {
     let mut stale_unban = active.clone();
     stale_unban.kind = EventKind::Unban;
     stale_unban.time = active.time - Duration::hours(1);
+    // A permanent ban followed by a short one that has ended: the latest decides.
+    let mut once_permanent = ban("203.0.113.5", "sshd", "web1", now - Duration::days(2));
+    once_permanent.bantime = Some(-1);
+    let mut then_short = ban("203.0.113.5", "sshd", "web1", now - Duration::hours(3));
+    then_short.bantime = Some(60);
     store
-        .record_batch(&[permanent, expired, active, released, unban, stale_unban])
+        .record_batch(&[
+            permanent,
+            expired,
+            active,
+            released,
+            unban,
+            stale_unban,
+            once_permanent,
+            then_short,
+        ])
         .await
         .unwrap();
     let s = store.summary(&StatsQuery::last_days(7)).await.unwrap();

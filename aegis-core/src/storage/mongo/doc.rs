@@ -8,7 +8,7 @@
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime as BsonTime, Document};
 
 use crate::error::{Error, Result};
-use crate::event::{BanEvent, EventId, Geo};
+use crate::event::{BanEvent, EventId, EventKind, Geo};
 use crate::ipkey::{hex, ip_from_key, ip_key, network_range, unhex};
 use crate::query::{network_of, EventFilter, StatsQuery, StoredEvent};
 use crate::storage::shared::{self, kind_code, kind_of, slot_of};
@@ -52,10 +52,25 @@ pub fn to_doc(e: &BanEvent) -> Document {
     opt(&mut d, "bantime", e.bantime);
     opt(&mut d, "bancount", e.bancount.map(i64::from));
     opt(&mut d, "user", e.user.clone());
+    if e.kind == EventKind::Ban {
+        d.insert("expires", expires(e));
+    }
     if let Some(g) = &e.geo {
         d.extend(geo_fields(g));
     }
     d
+}
+
+/// When a ban ends (never, for a permanent one): kept on insert, so that the
+/// bans in force are a range of an index, however long the history.
+fn expires(e: &BanEvent) -> BsonTime {
+    match e.bantime {
+        // The end of year 9999: far enough, and a date every server can compare.
+        Some(-1) => BsonTime::from_millis(253_402_300_799_999),
+        other => bson_time(
+            e.time + chrono::Duration::seconds(other.unwrap_or(shared::DEFAULT_BANTIME_S)),
+        ),
+    }
 }
 
 /// The geolocation fields of an event document (absent values unset).

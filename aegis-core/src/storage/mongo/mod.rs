@@ -129,6 +129,7 @@ impl MongoStorage {
             index(doc! { "jail": 1, "time": 1 }),
             index(doc! { "country": 1, "time": 1 }),
             index(doc! { "network": 1 }),
+            index(doc! { "kind": 1, "expires": 1 }),
         ]);
         let unique = mongodb::options::IndexOptions::builder()
             .unique(true)

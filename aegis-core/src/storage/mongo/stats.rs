@@ -96,14 +96,19 @@ fn ban_key(row: &Document) -> BanKey {
 }
 
 /// Addresses whose latest ban (per host and jail) has neither expired nor been
-/// followed by an unban. Bans that expired are dropped by the server; only the
-/// candidates, and their unbans, come back.
+/// followed by an unban. Only bans in force are read (by their `expires`,
+/// kept on insert; events stored before it was kept are read too), so the cost
+/// follows the bans in force, not the history; then the later bans and unbans
+/// of those addresses.
 async fn currently_banned(
     events: &Collection<Document>,
     q: &StatsQuery,
     now: DateTime<Utc>,
 ) -> Result<u64> {
-    let mut bans = doc! { "kind": 0 };
+    let mut bans = doc! { "kind": 0, "$or": [
+        { "expires": { "$gt": bson_time(now) } },
+        { "expires": { "$exists": false } },
+    ] };
     narrow(&mut bans, q);
     let candidates = run(
         events,
@@ -147,25 +152,29 @@ async fn currently_banned(
         return Ok(0);
     }
     let ips: Vec<&str> = active.keys().map(|(ip, _, _)| ip.as_str()).collect();
-    let mut unbans = doc! { "kind": 1, "ip_key": { "$in": ips } };
-    narrow(&mut unbans, q);
-    let released = run(
+    let mut later = doc! { "ip_key": { "$in": ips } };
+    narrow(&mut later, q);
+    let latest = run(
         events,
         [
-            doc! { "$match": unbans },
+            doc! { "$match": later },
             doc! { "$group": {
                 "_id": { "ip": "$ip_key", "host": "$host", "jail": "$jail" },
-                "time": { "$max": "$time" },
+                "ban": { "$max": { "$cond": [{ "$eq": ["$kind", 0] }, "$time", null] } },
+                "unban": { "$max": { "$cond": [{ "$eq": ["$kind", 1] }, "$time", null] } },
             } },
         ],
     )
     .await?;
-    for r in &released {
+    for r in &latest {
         let key = ban_key(r);
-        if active
-            .get(&key)
-            .is_some_and(|b| time(r, "time").is_ok_and(|u| u >= *b))
-        {
+        let Some(banned_at) = active.get(&key) else {
+            continue;
+        };
+        // A later ban that has expired ends this one; so does an unban after it.
+        let superseded = time(r, "ban").is_ok_and(|b| b > *banned_at)
+            || time(r, "unban").is_ok_and(|u| u >= *banned_at);
+        if superseded {
             active.remove(&key);
         }
     }

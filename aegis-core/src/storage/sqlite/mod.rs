@@ -432,6 +432,10 @@ mod tests {
         let private = dir.path().join("private");
         SqliteStorage::open_for(&private.join("aegis.db"), Workload::Batch).unwrap();
         assert_eq!(mode(&private), 0o700);
-        assert_eq!(mode(&private.join("aegis.db")) & 0o077 & !0o044, 0, "no group write");
+        assert_eq!(
+            mode(&private.join("aegis.db")) & 0o077 & !0o044,
+            0,
+            "no group write"
+        );
     }
 }
