@@ -7,6 +7,8 @@ use std::sync::Arc;
 use aegis_core::fail2ban::{open_log, parse_log_line, Fail2banDb, ImportItem};
 use aegis_core::geo::Geolocator;
 use aegis_core::{BanEvent, BatchOutcome, Storage, Tz};
+use std::io::BufRead as _;
+
 use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -25,7 +27,13 @@ pub struct ImportSummary {
     pub duplicates: u64,
     /// Records skipped, by reason.
     pub skipped: BTreeMap<String, u64>,
+    /// Where the first few of each reason's records are (`file:line`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub first_skipped: BTreeMap<String, Vec<String>>,
 }
+
+/// Places of skipped records named per reason.
+const PLACES_SHOWN: usize = 5;
 
 impl ImportSummary {
     fn print(&self, json: bool) -> Result<()> {
@@ -39,7 +47,10 @@ impl ImportSummary {
             self.read, self.imported, self.duplicates, skipped
         );
         for (reason, n) in &self.skipped {
-            println!("  skipped {n}: {reason}");
+            match self.first_skipped.get(reason) {
+                Some(places) => println!("  skipped {n}: {reason} ({})", places.join(", ")),
+                None => println!("  skipped {n}: {reason}"),
+            }
         }
         Ok(())
     }
@@ -66,7 +77,8 @@ impl<'a> Importer<'a> {
         }
     }
 
-    async fn add(&mut self, item: ImportItem) -> Result<()> {
+    /// Adds one record read at `place` (`file:line`, when it has one).
+    async fn add(&mut self, item: ImportItem, place: Option<String>) -> Result<()> {
         self.summary.read += 1;
         // Every event of a batch is valid, so one bad row never costs the batch.
         let item = item.and_then(|mut event| {
@@ -88,6 +100,16 @@ impl<'a> Importer<'a> {
                 // Group by the reason, not the row it came from.
                 let reason = reason.split_once(": ").map_or(reason.as_str(), |(_, r)| r);
                 let reason = reason.split(" \"").next().unwrap_or(reason).to_owned();
+                if let Some(place) = place {
+                    let places = self
+                        .summary
+                        .first_skipped
+                        .entry(reason.clone())
+                        .or_default();
+                    if places.len() < PLACES_SHOWN {
+                        places.push(place);
+                    }
+                }
                 *self.summary.skipped.entry(reason).or_default() += 1;
             }
         }
@@ -163,7 +185,7 @@ pub async fn fail2ban_db(
         after = last;
         bar.inc(items.len() as u64);
         for item in items {
-            importer.add(item).await?;
+            importer.add(item, None).await?;
         }
     }
     bar.finish_and_clear();
@@ -183,11 +205,24 @@ pub async fn logs(
     let mut importer = Importer::new(store, geo);
     for path in paths {
         let reader = open_log(path)?;
-        for line in std::io::BufRead::lines(reader) {
-            let line = line.with_context(|| format!("reading {}", path.display()))?;
+        let mut reader = reader;
+        let mut raw = Vec::new();
+        for n in 1.. {
+            raw.clear();
+            let read = reader
+                .read_until(b'\n', &mut raw)
+                .with_context(|| format!("reading {}", path.display()))?;
+            if read == 0 {
+                break;
+            }
+            // Logs carry what attackers sent: a line that is not UTF-8 is read
+            // as well as it can be, never a reason to stop.
+            let line = String::from_utf8_lossy(&raw);
+            let line = line.trim_end_matches(['\n', '\r']);
             bar.inc(1);
-            if let Some(item) = parse_log_line(&line, tz, host) {
-                importer.add(item).await?;
+            if let Some(item) = parse_log_line(line, tz, host) {
+                let place = format!("{}:{n}", path.display());
+                importer.add(item, Some(place)).await?;
             }
         }
     }

@@ -166,6 +166,46 @@ fn fail2ban_db_errors_are_clear() {
 }
 
 #[tokio::test]
+async fn log_import_reads_every_format_and_says_what_it_skipped() {
+    let sb = Sandbox::new();
+    let day = (chrono::Utc::now() - chrono::Duration::days(2)).format("%Y-%m-%d");
+    let log = sb.path().join("fail2ban.log");
+    let mut body = format!(
+        "{day} 09:00:00,000 fail2ban.actions: WARNING [ssh] Ban 203.0.113.80\n\
+         {day} 09:00:01,000 fail2ban.actions: WARNING [ssh] 203.0.113.80 already banned\n\
+         {day} 09:10:00,000 fail2ban.actions: WARNING [ssh] Unban 203.0.113.80\n\
+         {day} 09:20:00,000 fail2ban.actions [7]: NOTICE [sshd] Ban\n"
+    )
+    .into_bytes();
+    body.extend(format!("{day} 09:30:00,000 fail2ban.filter [7]: INFO [sshd] Found ").as_bytes());
+    body.extend(b"\xff\xfe not UTF-8\n");
+    body.extend(
+        format!("{day} 09:40:00,000 fail2ban.actions [7]: NOTICE  [sshd] Ban 203.0.113.81\n")
+            .as_bytes(),
+    );
+    std::fs::write(&log, body).unwrap();
+    let out = sb
+        .aegis()
+        .args(["import", "log", "--timezone", "UTC"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("imported 3"), "{said}");
+    assert!(
+        said.contains("already banned") && said.contains("fail2ban.log:2"),
+        "{said}"
+    );
+    assert!(
+        said.contains("no format fail2ban writes") && said.contains("fail2ban.log:4"),
+        "{said}"
+    );
+    let events = sb.all_events().await;
+    assert_eq!(events.len(), 3);
+}
+
+#[tokio::test]
 async fn log_import_reads_plain_and_rotated_gzip_logs() {
     let sb = Sandbox::new();
     let day = (chrono::Utc::now() - chrono::Duration::days(2)).format("%Y-%m-%d");

@@ -22,20 +22,39 @@ pub fn open_log(path: &Path) -> Result<Box<dyn BufRead>> {
     }
 }
 
-/// Parses `2026-11-27 19:30:01,123 fail2ban.actions [1234]: NOTICE  [sshd] Ban 203.0.113.7`
-/// (also `Unban` and `Restore Ban`); `None` for any other line. fail2ban logs local
-/// time: `tz` says which.
+/// Parses a ban line of `fail2ban.log` as every fail2ban since 0.8 writes it:
+///
+/// - 0.9 and later: `2026-11-27 19:30:01,123 fail2ban.actions [1234]: NOTICE  [sshd] Ban 203.0.113.7`
+/// - 0.8: `2013-11-27 19:30:01,123 fail2ban.actions: WARNING [ssh] Ban 203.0.113.7`
+///
+/// with `Ban`, `Unban` and `Restore Ban`. `… 203.0.113.7 already banned` is a
+/// note, not a new ban, and any other line of the actions logger that speaks of
+/// a ban is one that cannot be read: both come back as reasons to skip. `None`
+/// for every other line. fail2ban logs local time: `tz` says which.
 pub fn parse_log_line(line: &str, tz: Tz, host: &str) -> Option<ImportItem> {
     let (_, rest) = line.split_once(" fail2ban.actions")?;
-    let (_, message) = rest.split_once("]: ")?;
+    let message = match rest.split_once("]: ") {
+        Some((pid, message)) if pid.trim_start().starts_with('[') => message,
+        _ => rest.strip_prefix(": ")?,
+    };
     let words: Vec<&str> = message.split_whitespace().collect();
     let (jail, kind, restored, ip) = match words.as_slice() {
         [_level, jail, "Ban", ip] => (jail, EventKind::Ban, false, ip),
         [_level, jail, "Unban", ip] => (jail, EventKind::Unban, false, ip),
         [_level, jail, "Restore", "Ban", ip] => (jail, EventKind::Ban, true, ip),
+        [_level, _jail, _ip, "already", "banned"] => {
+            return Some(Err(
+                "already banned (a note of fail2ban's, not a new ban)".into()
+            ))
+        }
+        _ if words.iter().any(|w| ["Ban", "Unban", "banned"].contains(w)) => {
+            return Some(Err("a ban line in no format fail2ban writes".into()))
+        }
         _ => return None,
     };
-    let jail = jail.strip_prefix('[')?.strip_suffix(']')?;
+    let Some(jail) = jail.strip_prefix('[').and_then(|j| j.strip_suffix(']')) else {
+        return Some(Err("a ban line in no format fail2ban writes".into()));
+    };
     Some(event(line, tz, host, jail, kind, restored, ip))
 }
 
@@ -99,10 +118,31 @@ mod tests {
     }
 
     #[test]
+    fn every_format_since_0_8() {
+        for (line, kind, restored) in [
+            ("2013-11-27 19:30:01,123 fail2ban.actions: WARNING [ssh] Ban 203.0.113.7", EventKind::Ban, false),
+            ("2013-11-27 19:40:01,123 fail2ban.actions: WARNING [ssh] Unban 203.0.113.7", EventKind::Unban, false),
+            ("2016-03-01 10:00:00,001 fail2ban.actions        [871]: NOTICE  [sshd] Ban 198.51.100.9", EventKind::Ban, false),
+            ("2021-03-01 10:00:00,001 fail2ban.actions        [871]: NOTICE  [sshd] Restore Ban 198.51.100.9", EventKind::Ban, true),
+        ] {
+            let Some(Ok(e)) = parse(line) else { panic!("{line}") };
+            assert_eq!((e.kind, e.restored), (kind, restored), "{line}");
+        }
+        for line in [
+            "2013-11-27 19:30:01,123 fail2ban.actions: WARNING [ssh] 203.0.113.7 already banned",
+            "2026-01-27 19:30:01,123 fail2ban.actions [1]: NOTICE [sshd] 203.0.113.7 already banned",
+            "2026-01-27 19:30:01,123 fail2ban.actions [1]: NOTICE [sshd] Ban",
+            "2026-01-27 19:30:01,123 fail2ban.actions [1]: NOTICE sshd Ban 203.0.113.7",
+        ] {
+            assert!(matches!(parse(line), Some(Err(_))), "{line}");
+        }
+    }
+
+    #[test]
     fn other_lines_and_bad_values() {
         for line in [
             "2026-01-27 19:30:01,123 fail2ban.filter [1]: INFO [sshd] Found 203.0.113.7",
-            "2026-01-27 19:30:01,123 fail2ban.actions [1]: NOTICE [sshd] 203.0.113.7 already banned",
+            "2026-01-27 19:30:01,123 fail2ban.actions [1]: ERROR Failed to execute ban jail 'sshd'",
             "",
             "garbage",
         ] {
