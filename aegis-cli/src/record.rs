@@ -304,4 +304,53 @@ mod tests {
             assert!(notes.iter().any(|n| n.contains(want)), "{want}: {notes:?}");
         }
     }
+
+    /// Whatever an attacker puts in any tag: no panic, and when the address
+    /// and jail are valid the event is built and stores.
+    #[test]
+    fn any_tag_values() {
+        let samples = [
+            "203.0.113.7",
+            "sshd",
+            "1795807795.0",
+            "<port>",
+            "-1",
+            "3.0",
+            "root",
+            "line one\nline two",
+            "tcp",
+        ];
+        let mut rng = fastrand::Rng::with_seed(6);
+        aegis_testkit::fuzz::run("ban path tags", 6, &samples, |value| {
+            let mut other = || {
+                Some(OsString::from(aegis_testkit::fuzz::mutate(
+                    &mut rng, &samples,
+                )))
+            };
+            let a = EventArgs {
+                ip: Some("198.51.100.7".into()),
+                jail: Some("sshd".into()),
+                protocol: other(),
+                port: other(),
+                failures: other(),
+                time: other(),
+                bantime: other(),
+                bancount: other(),
+                restored: other(),
+                matches: other(),
+                user: Some(value.into()),
+                ..EventArgs::default()
+            };
+            let (event, _) =
+                build_event(EventKind::Ban, a, "web1").expect("a valid ip and jail make an event");
+            event.validate().unwrap();
+            let b = EventArgs {
+                ip: Some(value.into()),
+                jail: other(),
+                positional: vec![value.into()],
+                ..EventArgs::default()
+            };
+            let _ = build_event(EventKind::Unban, b, "web1");
+        });
+    }
 }

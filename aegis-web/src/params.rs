@@ -26,7 +26,12 @@ pub struct Params(Vec<(String, String)>);
 impl Params {
     /// Decodes the request's query string, accepting only `accepted` keys, each once.
     pub fn of(req: &HttpRequest, accepted: &[&str]) -> Result<Self, WebError> {
-        let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        Self::parse(req.query_string(), accepted)
+    }
+
+    /// [`Params::of`] for a query string.
+    fn parse(query: &str, accepted: &[&str]) -> Result<Self, WebError> {
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
             .map_err(|e| WebError::bad_request(format!("malformed query string: {e}")))?
             .into_inner();
         for (i, (key, _)) in pairs.iter().enumerate() {
@@ -199,4 +204,33 @@ fn moment(raw: &str, tz: Tz, end: bool) -> Result<DateTime<Utc>, WebError> {
         return Ok(day_start(tz, day));
     }
     parse_moment(raw, Utc::now()).map_err(WebError::from)
+}
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+
+    /// Any query string a client sends: an answer or a 400, never a panic.
+    #[test]
+    fn any_query_string() {
+        let samples = [
+            "ip=203.0.113.7&cidr=203.0.113.0/24&jail=sshd&host=web1&country=DE",
+            "kind=ban&since=2026-11-01&until=2026-11-30&limit=50&offset=100&order=asc",
+            "range=365d&days=90&after=1795807795000.00112233445566778899aabb",
+            "jail=%00%ff&host=a%2Fb&country=%E4%B8%AD&since=-1&limit=99999999999999999999",
+        ];
+        let mut keys: Vec<&str> = FILTER_KEYS.to_vec();
+        keys.extend(["limit", "offset", "order", "range", "days", "after", "total"]);
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        aegis_testkit::fuzz::run("dashboard query strings", 7, &samples, |query| {
+            let Ok(p) = Params::parse(query, &keys) else { return };
+            let _ = p.filter(tz);
+            let _ = p.page(100);
+            let _ = p.range("30d");
+            let _ = p.scope();
+            let _ = p.number("days", 30, 1, 3653);
+            let mut q = StatsQuery::last_days(1);
+            let _ = p.narrow(&mut q);
+        });
+    }
 }

@@ -138,3 +138,34 @@ fn apply_data(event: &mut BanEvent, data: &str) {
         .and_then(|n| u32::try_from(n).ok());
     event.user = data.get("user").and_then(Value::as_str).map(str::to_owned);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// fail2ban's `data` column holds what its filters captured: any JSON, any
+    /// text. Read into an event and cleaned, it always stores.
+    #[test]
+    fn data_json_of_any_shape() {
+        let samples = [
+            r#"{"matches": ["2026-11-27 sshd[1]: Failed password for root"], "failures": 3, "user": "root"}"#,
+            r#"{"matches": [["2026-11-27 ", "19:30:01", " sshd: fail"]], "failures": 5.5}"#,
+            r#"{"user": "\u0000admin\u001b[31m", "matches": [1, null, {"a": []}]}"#,
+            r#"[1, 2, 3]"#,
+        ];
+        let base = BanEvent::new(
+            EventKind::Ban,
+            "203.0.113.7".parse().unwrap(),
+            "sshd",
+            "web1",
+            Utc::now(),
+        )
+        .unwrap();
+        aegis_testkit::fuzz::run("fail2ban database data", 5, &samples, |data| {
+            let mut event = base.clone();
+            apply_data(&mut event, data);
+            event.clean();
+            event.validate().unwrap();
+        });
+    }
+}

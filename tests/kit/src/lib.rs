@@ -5,8 +5,10 @@
 //!   the test (MongoDB databases too);
 //! - [`Sandbox`]: the real `aegis` binary with a private configuration, store and
 //!   spool, [`ReportWorld`] for `aegis-report`, and [`bin`] for any binary;
-//! - [`traffic`]: seeded generated attack traffic and small event builders.
+//! - [`traffic`]: seeded generated attack traffic and small event builders;
+//! - [`fuzz`]: hostile text for the property tests of parsers.
 
+pub mod fuzz;
 mod report;
 mod sandbox;
 mod store;
