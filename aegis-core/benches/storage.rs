@@ -125,7 +125,7 @@ async fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/aegis-bench");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/aegis-bench");
     std::fs::create_dir_all(&dir).expect("bench dir");
     record_throughput(&dir).await;
 
