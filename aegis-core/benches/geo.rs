@@ -125,8 +125,8 @@ async fn main() {
     );
     std::hint::black_box(found);
 
-    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/aegis-bench/events-1000000.db");
+    let source =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/aegis-bench/events-1000000.db");
     if !source.is_file() {
         println!(
             "backfill: skipped, run the storage benchmark first to create {}",

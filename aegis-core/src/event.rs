@@ -272,9 +272,10 @@ impl BanEvent {
         hasher.update([0]);
         hasher.update(self.kind.as_str().as_bytes());
         hasher.update([0]);
-        // Whole seconds, rounded as fail2ban rounds `timeofban`: a live event and
-        // the same ban imported from fail2ban's database share one id.
-        let secs = (self.time.timestamp_millis() + 500).div_euclid(1000);
+        // Whole seconds, rounded as fail2ban rounds `timeofban` (Python's
+        // `int(round(t))`: halves to even): a live event and the same ban
+        // imported from fail2ban's database, of any version, share one id.
+        let secs = round_half_even_secs(self.time.timestamp_millis());
         hasher.update(secs.to_be_bytes());
         let digest = hasher.finalize();
         let mut id = [0u8; 12];
@@ -454,6 +455,16 @@ fn truncate_str(s: &str, max: usize) -> String {
     format!("{}{TRUNCATED}", &s[..end])
 }
 
+/// Milliseconds to whole seconds, halves to the even second.
+fn round_half_even_secs(ms: i64) -> i64 {
+    let (secs, rest) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    match rest.cmp(&500) {
+        std::cmp::Ordering::Less => secs,
+        std::cmp::Ordering::Greater => secs + 1,
+        std::cmp::Ordering::Equal => secs + secs.rem_euclid(2),
+    }
+}
+
 /// Whether matched lines are within the bounds [`bound_matches`] leaves.
 fn matches_bounded(lines: &[String]) -> bool {
     lines.len() <= MAX_MATCH_LINES + 1
@@ -615,6 +626,21 @@ mod tests {
         b.kind = EventKind::Unban;
         assert_ne!(a.id(), b.id());
         assert_eq!(a.id().to_hex().len(), 24);
+    }
+
+    #[test]
+    fn seconds_round_as_pythons_round() {
+        // int(round(t)) in fail2ban: halves go to the even second.
+        for (ms, secs) in [
+            (1_499, 1),
+            (1_500, 2),
+            (2_500, 2),
+            (2_501, 3),
+            (3_500, 4),
+            (-500, 0),
+        ] {
+            assert_eq!(round_half_even_secs(ms), secs, "{ms}");
+        }
     }
 
     #[test]

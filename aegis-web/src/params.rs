@@ -220,10 +220,14 @@ mod fuzz {
             "jail=%00%ff&host=a%2Fb&country=%E4%B8%AD&since=-1&limit=99999999999999999999",
         ];
         let mut keys: Vec<&str> = FILTER_KEYS.to_vec();
-        keys.extend(["limit", "offset", "order", "range", "days", "after", "total"]);
+        keys.extend([
+            "limit", "offset", "order", "range", "days", "after", "total",
+        ]);
         let tz: Tz = "Europe/Berlin".parse().unwrap();
         aegis_testkit::fuzz::run("dashboard query strings", 7, &samples, |query| {
-            let Ok(p) = Params::parse(query, &keys) else { return };
+            let Ok(p) = Params::parse(query, &keys) else {
+                return;
+            };
             let _ = p.filter(tz);
             let _ = p.page(100);
             let _ = p.range("30d");

@@ -1,6 +1,7 @@
 use std::path::Path;
 
 use chrono::{TimeZone, Utc};
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 
@@ -8,43 +9,84 @@ use super::ImportItem;
 use crate::error::{Error, Result};
 use crate::event::{bound_matches, parse_ip, BanEvent, EventKind};
 
-/// fail2ban's database (schema 4), opened read-only; fail2ban may keep running.
+/// The schema versions this reader knows: fail2ban 0.9 wrote 1 and 2 (`bans`
+/// without `bantime` and `bancount`, `timeofban` sometimes a float), 0.10 wrote
+/// 3, and 0.11 and 1.x write 4 (`bips` beside `bans`: a copy of the latest ban
+/// per address and jail, not more bans).
+const VERSIONS: std::ops::RangeInclusive<i64> = 1..=4;
+
+/// fail2ban's bantime of rows it upgraded from before version 3: unknown.
+const UNKNOWN_BANTIME: i64 = -2;
+
+/// fail2ban's database, any schema version from 1 to 4, opened read-only;
+/// fail2ban may keep running.
 pub struct Fail2banDb {
     conn: Connection,
     host: String,
+    path: String,
+    /// The `bans` columns this version has: `bantime`, `bancount`.
+    has_bantime: bool,
+    has_bancount: bool,
 }
 
 impl Fail2banDb {
     /// Opens `path`; events are attributed to `host`.
     pub fn open(path: &Path, host: &str) -> Result<Self> {
+        let shown = path.display().to_string();
         if !path.is_file() {
             return Err(Error::Invalid(format!(
-                "{} is not a file: pass the path of fail2ban's database (see `dbfile` in fail2ban.conf)",
-                path.display()
+                "{shown} is not a file: pass the path of fail2ban's database (`dbfile` in fail2ban.conf)"
             )));
         }
         let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| Error::Unavailable(format!("{}: {e}", path.display())))?;
+            .map_err(|e| db_error(&shown, e))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(|e| Error::Storage(e.to_string()))?;
-        let has_bans: bool = conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'bans'",
-                [],
-                |r| r.get::<_, i64>(0).map(|n| n > 0),
-            )
-            .map_err(|e| {
-                Error::Invalid(format!("{} is not a SQLite database: {e}", path.display()))
-            })?;
-        if !has_bans {
+            .map_err(|e| db_error(&shown, e))?;
+        let tables = names(&conn, "SELECT name FROM sqlite_master WHERE type = 'table'")
+            .map_err(|e| db_error(&shown, e))?;
+        if !tables.iter().any(|t| t == "bans") {
             return Err(Error::Invalid(format!(
-                "{} has no `bans` table: is it fail2ban's database?",
-                path.display()
+                "{shown} is an SQLite database without fail2ban's `bans` table: pass fail2ban's \
+                 database (`dbfile` in fail2ban.conf, usually {})",
+                super::DEFAULT_DB
             )));
         }
+        let columns = names(&conn, "SELECT name FROM pragma_table_info('bans')")
+            .map_err(|e| db_error(&shown, e))?;
+        let has = |c: &str| columns.iter().any(|n| n == c);
+        for needed in ["jail", "ip", "timeofban"] {
+            if !has(needed) {
+                return Err(Error::Invalid(format!(
+                    "{shown}: its `bans` table has no `{needed}` column, which every fail2ban \
+                     database has: is it fail2ban's?"
+                )));
+            }
+        }
+        let declared = if tables.iter().any(|t| t == "fail2banDb") {
+            conn.query_row("SELECT version FROM fail2banDb LIMIT 1", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .ok()
+            .flatten()
+        } else {
+            None
+        };
+        if let Some(v) = declared.filter(|v| !VERSIONS.contains(v)) {
+            return Err(Error::Invalid(format!(
+                "{shown} is fail2ban database version {v}; this Aegis reads versions {} to {}: \
+                 import its log files instead (`aegis import log`), or use a newer Aegis",
+                VERSIONS.start(),
+                VERSIONS.end()
+            )));
+        }
+        // The columns decide what is read, whatever the version row says (or
+        // when it is missing): a half-upgraded file is read as it is.
         Ok(Fail2banDb {
             conn,
             host: host.to_owned(),
+            path: shown,
+            has_bantime: has("bantime"),
+            has_bancount: has("bancount"),
         })
     }
 
@@ -53,25 +95,30 @@ impl Fail2banDb {
         self.conn
             .query_row("SELECT count(*) FROM bans", [], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
-            .map_err(|e| Error::Storage(e.to_string()))
+            .map_err(|e| db_error(&self.path, e))
     }
 
     /// Up to `limit` rows after row id `after`, with the row id to continue from.
     pub fn read_page(&self, after: i64, limit: u32) -> Result<(Vec<ImportItem>, Option<i64>)> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT rowid, jail, ip, timeofban, bantime, bancount, data FROM bans
-                 WHERE rowid > ? ORDER BY rowid LIMIT ?",
-            )
-            .map_err(|e| Error::Storage(e.to_string()))?;
-        let mut rows = stmt
-            .query(rusqlite::params![after, limit])
-            .map_err(|e| Error::Storage(e.to_string()))?;
+        let column = |present: bool, name: &str| {
+            if present {
+                name.to_owned()
+            } else {
+                "NULL".into()
+            }
+        };
+        let sql = format!(
+            "SELECT rowid, jail, ip, timeofban, {}, {}, data FROM bans WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            column(self.has_bantime, "bantime"),
+            column(self.has_bancount, "bancount"),
+        );
+        let error = |e| db_error(&self.path, e);
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(error)?;
+        let mut rows = stmt.query(rusqlite::params![after, limit]).map_err(error)?;
         let mut items = Vec::new();
         let mut last = None;
-        while let Some(row) = rows.next().map_err(|e| Error::Storage(e.to_string()))? {
-            let rowid: i64 = row.get(0).map_err(|e| Error::Storage(e.to_string()))?;
+        while let Some(row) = rows.next().map_err(error)? {
+            let rowid: i64 = row.get(0).map_err(error)?;
             last = Some(rowid);
             items.push(
                 self.event(row)
@@ -82,32 +129,91 @@ impl Fail2banDb {
     }
 
     fn event(&self, row: &rusqlite::Row<'_>) -> std::result::Result<BanEvent, String> {
-        let text = |i| row.get::<_, Option<String>>(i).ok().flatten();
+        let text = |i| match row.get_ref(i) {
+            Ok(ValueRef::Text(t)) => Some(String::from_utf8_lossy(t).into_owned()),
+            _ => None,
+        };
         let jail = text(1).ok_or("no jail")?;
         let ip = parse_ip(&text(2).ok_or("no ip")?).map_err(|e| e.to_string())?;
-        let time: i64 = row
-            .get::<_, Option<i64>>(3)
-            .ok()
-            .flatten()
-            .ok_or("no timeofban")?;
+        // Older fail2ban stored the float it had; a live ban carries the same
+        // float, and the event id rounds both as fail2ban rounds `timeofban`.
+        let millis = match row.get_ref(3) {
+            Ok(ValueRef::Integer(s)) => s.checked_mul(1000),
+            Ok(ValueRef::Real(s)) if s.is_finite() => Some((s * 1000.0).round() as i64),
+            Ok(ValueRef::Text(t)) => std::str::from_utf8(t)
+                .ok()
+                .and_then(|t| t.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite())
+                .map(|s| (s * 1000.0).round() as i64),
+            _ => None,
+        }
+        .ok_or("no usable timeofban")?;
         let time = Utc
-            .timestamp_opt(time, 0)
+            .timestamp_millis_opt(millis)
             .single()
             .ok_or("timeofban out of range")?;
         let mut event = BanEvent::new(EventKind::Ban, ip, &jail, &self.host, time)
             .map_err(|e| e.to_string())?;
-        event.bantime = row.get::<_, Option<i64>>(4).ok().flatten();
-        event.bancount = row
-            .get::<_, Option<i64>>(5)
-            .ok()
-            .flatten()
-            .and_then(|n| u32::try_from(n).ok());
+        let integer = |i| match row.get_ref(i) {
+            Ok(ValueRef::Integer(n)) => Some(n),
+            Ok(ValueRef::Real(n)) if n.fract() == 0.0 => Some(n as i64),
+            _ => None,
+        };
+        // -2 is fail2ban's "unknown" for rows it upgraded, whose bancount of 1
+        // it set without knowing either: both are unknown, not invented.
+        let bantime = integer(4);
+        if bantime != Some(UNKNOWN_BANTIME) {
+            event.bantime = bantime;
+            event.bancount = integer(5).and_then(|n| u32::try_from(n).ok());
+        }
         if let Some(data) = text(6) {
             apply_data(&mut event, &data);
         }
         event.clean();
         event.validate().map_err(|e| e.to_string())?;
         Ok(event)
+    }
+}
+
+/// Text values of the first column of `sql`.
+fn names(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(sql)?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    names.collect()
+}
+
+/// An SQLite failure reading `path`, said as what it means for the user; never
+/// the SQL.
+fn db_error(path: &str, e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode;
+    let code = match &e {
+        rusqlite::Error::SqliteFailure(f, _) => Some(f.code),
+        _ => None,
+    };
+    match code {
+        Some(ErrorCode::NotADatabase) => Error::Invalid(format!(
+            "{path} is not an SQLite database: pass fail2ban's database (`dbfile` in fail2ban.conf)"
+        )),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Unavailable(format!(
+            "{path} stayed locked by another process for 10 s: try again, or import a copy \
+             (sqlite3 {path} \".backup /tmp/f2b.sqlite3\")"
+        )),
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::ReadOnly) => {
+            Error::Invalid(format!(
+                "cannot read {path}: fail2ban's database is readable by root only, so run the import as root"
+            ))
+        }
+        Some(ErrorCode::DatabaseCorrupt) => Error::Invalid(format!(
+            "{path} is damaged (SQLite says it is malformed): import fail2ban's log files \
+             instead (`aegis import log`)"
+        )),
+        _ => Error::Storage(format!(
+            "cannot read {path}: {}",
+            match e {
+                rusqlite::Error::SqliteFailure(f, _) => f.to_string(),
+                other => other.to_string().split(" in ").next().unwrap_or_default().to_owned(),
+            }
+        )),
     }
 }
 
