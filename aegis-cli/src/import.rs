@@ -80,12 +80,12 @@ impl<'a> Importer<'a> {
     /// Adds one record read at `place` (`file:line`, when it has one).
     async fn add(&mut self, item: ImportItem, place: Option<String>) -> Result<()> {
         self.summary.read += 1;
-        // Every event of a batch is valid, so one bad row never costs the batch.
+        // The readers clean every event and the geolocator every location;
+        // checking again keeps one bad row from ever costing the whole batch.
         let item = item.and_then(|mut event| {
             if let Some(geo) = self.geo {
                 event.geo = geo.locate(event.ip);
             }
-            event.clean();
             event.validate().map_err(|e| e.to_string())?;
             Ok(event)
         });

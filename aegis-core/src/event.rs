@@ -171,6 +171,13 @@ impl EventId {
     pub fn to_hex(&self) -> String {
         crate::ipkey::hex(&self.0)
     }
+
+    /// The id of 24 hex digits made by [`EventId::to_hex`].
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        crate::ipkey::unhex(hex)
+            .and_then(|bytes| <[u8; 12]>::try_from(bytes).ok())
+            .map(EventId)
+    }
 }
 
 impl fmt::Display for EventId {

@@ -198,13 +198,8 @@ impl Cursor {
             .ok()
             .and_then(DateTime::from_timestamp_millis)
             .ok_or_else(bad)?;
-        let id = crate::ipkey::unhex(id)
-            .and_then(|b| <[u8; 12]>::try_from(b).ok())
-            .ok_or_else(bad)?;
-        Ok(Cursor {
-            time,
-            id: EventId(id),
-        })
+        let id = EventId::from_hex(id).ok_or_else(bad)?;
+        Ok(Cursor { time, id })
     }
 }
 
@@ -311,7 +306,8 @@ impl StoredEvent {
 /// rule); plain numbers such as `-1` or `-33.9` stay numbers.
 pub fn spreadsheet_safe(cell: String) -> String {
     let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    if risky && cell.parse::<f64>().is_err() {
+    let number = cell.parse::<f64>().is_ok_and(f64::is_finite);
+    if risky && !number {
         format!("'{cell}")
     } else {
         cell
@@ -328,10 +324,7 @@ mod id_hex {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<EventId, D::Error> {
         let hex = String::deserialize(d)?;
-        crate::ipkey::unhex(&hex)
-            .and_then(|bytes| <[u8; 12]>::try_from(bytes).ok())
-            .map(EventId)
-            .ok_or_else(|| D::Error::custom("event id must be 24 hex digits"))
+        EventId::from_hex(&hex).ok_or_else(|| D::Error::custom("event id must be 24 hex digits"))
     }
 }
 
@@ -510,6 +503,9 @@ mod tests {
             "\tx",
             "\rx",
         ] {
+            assert_eq!(spreadsheet_safe(risky.into()), format!("'{risky}"));
+        }
+        for risky in ["-inf", "-NaN"] {
             assert_eq!(spreadsheet_safe(risky.into()), format!("'{risky}"));
         }
         for fine in ["-1", "-33.9", "+49", "sshd", "", "a=b"] {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
+use actix_web::http::uri::Authority;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use aegis_core::WebSettings;
@@ -183,11 +184,14 @@ impl Auth {
     /// Whether an unauthenticated dashboard may answer a request for `host`
     /// (the `Host` header, with or without a port).
     fn answers_to(&self, host: &str) -> bool {
-        let name = match host.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or_default(),
-            None => host.rsplit_once(':').map_or(host, |(name, _)| name),
-        }
-        .to_ascii_lowercase();
+        let Ok(authority) = host.parse::<Authority>() else {
+            return false;
+        };
+        let name = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
         // A rebinding attack needs a name: an address literal is safe.
         name.parse::<IpAddr>().is_ok()
             || name == "localhost"

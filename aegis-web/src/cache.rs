@@ -11,12 +11,14 @@
 //!
 //! Computations run a few at a time; a bounded number wait their turn for a
 //! bounded time, and the rest are told to come back (503 with `Retry-After`):
-//! no client can queue work that starves the others. Memory is bounded too:
+//! no client can queue work that starves the others, and no one client address
+//! may hold more than a share of the places. Memory is bounded too:
 //! by the bytes of answers kept, and by removing a question's gate as soon as
 //! nobody waits at it, answered or not.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,6 +41,9 @@ const WAITING: usize = 32;
 const WAIT: Duration = Duration::from_secs(10);
 /// What a client told to come back is told to wait, in seconds.
 const RETRY_AFTER: u64 = 2;
+/// Computations (running or waiting) one client address may have at once, so
+/// that no one client fills the queue.
+const PER_CLIENT: usize = 8;
 
 pub struct SecondCache {
     answers: Mutex<Kept>,
@@ -46,6 +51,8 @@ pub struct SecondCache {
     gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     running: Semaphore,
     waiting: AtomicUsize,
+    /// Computations per client address.
+    clients: Mutex<HashMap<IpAddr, usize>>,
 }
 
 #[derive(Default)]
@@ -69,6 +76,7 @@ impl Default for SecondCache {
             gates: Mutex::default(),
             running: Semaphore::new(RUNNING),
             waiting: AtomicUsize::new(0),
+            clients: Mutex::default(),
         }
     }
 }
@@ -96,7 +104,8 @@ impl SecondCache {
             if let Some(body) = self.kept(&key, second, forced) {
                 return Ok(body);
             }
-            let body = self.admitted(compute).await?;
+            let client = req.peer_addr().map(|a| a.ip().to_canonical());
+            let body = self.admitted(client, compute).await?;
             self.keep(&key, second, forced, body.clone());
             Ok(body)
         }
@@ -110,7 +119,7 @@ impl SecondCache {
     }
 
     /// Runs `compute` when its turn comes, or says to come back.
-    async fn admitted<F>(&self, compute: F) -> Result<Bytes, WebError>
+    async fn admitted<F>(&self, client: Option<IpAddr>, compute: F) -> Result<Bytes, WebError>
     where
         F: Future<Output = Result<Bytes, WebError>>,
     {
@@ -120,6 +129,10 @@ impl SecondCache {
                 RETRY_AFTER,
                 "the dashboard is busy with other statistics: try again in a moment",
             )
+        };
+        let _share = match client {
+            Some(client) => Some(ClientShare::take(self, client).ok_or_else(busy)?),
+            None => None,
         };
         let permit = match self.running.try_acquire() {
             Ok(permit) => permit,
@@ -187,6 +200,36 @@ impl SecondCache {
     }
 }
 
+/// One of a client's computations, given back on drop.
+struct ClientShare<'a> {
+    cache: &'a SecondCache,
+    client: IpAddr,
+}
+
+impl<'a> ClientShare<'a> {
+    fn take(cache: &'a SecondCache, client: IpAddr) -> Option<Self> {
+        let mut clients = lock(&cache.clients);
+        let held = clients.entry(client).or_default();
+        if *held >= PER_CLIENT {
+            return None;
+        }
+        *held += 1;
+        Some(ClientShare { cache, client })
+    }
+}
+
+impl Drop for ClientShare<'_> {
+    fn drop(&mut self) {
+        let mut clients = lock(&self.cache.clients);
+        if let Some(held) = clients.get_mut(&self.client) {
+            *held -= 1;
+            if *held == 0 {
+                clients.remove(&self.client);
+            }
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -238,6 +281,43 @@ mod tests {
         }
         let seconds = (stats_now().timestamp() - started + 1) as usize;
         assert!(computed.load(Ordering::SeqCst) <= seconds, "{computed:?}");
+    }
+
+    #[actix_web::test]
+    async fn one_client_cannot_fill_the_queue() {
+        let cache = Arc::new(SecondCache::default());
+        let (release, hold) = tokio::sync::watch::channel(false);
+        let greedy: std::net::SocketAddr = "198.51.100.1:40000".parse().unwrap();
+        let ask = |n: usize, peer: std::net::SocketAddr| {
+            let cache = cache.clone();
+            let mut hold = hold.clone();
+            actix_web::rt::spawn(async move {
+                let req = TestRequest::get()
+                    .uri(&format!("/?range={n}d"))
+                    .peer_addr(peer)
+                    .to_http_request();
+                cache
+                    .answer(&req, async move {
+                        let _ = hold.wait_for(|go| *go).await;
+                        Ok(Bytes::new())
+                    })
+                    .await
+            })
+        };
+        let held: Vec<_> = (0..PER_CLIENT).map(|n| ask(n, greedy)).collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let more = ask(100, greedy).await.unwrap().unwrap_err();
+        assert_eq!(more.status, StatusCode::SERVICE_UNAVAILABLE);
+        let other = ask(101, "203.0.113.9:40000".parse().unwrap());
+        release.send(true).unwrap();
+        assert!(
+            other.await.unwrap().is_ok(),
+            "another client still gets its turn"
+        );
+        for h in held {
+            assert!(h.await.unwrap().is_ok());
+        }
+        assert!(lock(&cache.clients).is_empty());
     }
 
     #[actix_web::test]

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use percent_encoding::percent_decode_str;
+
 use crate::error::{Error, Result};
 
 /// A storage URL whose `Debug` and `Display` never show a password.
@@ -139,7 +141,10 @@ impl StorageUrl {
                 }
             }
         }
-        let decoded: Vec<String> = secrets.iter().map(|s| percent_decode(s)).collect();
+        let decoded: Vec<String> = secrets
+            .iter()
+            .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .collect();
         secrets.extend(decoded);
         // Longest first, so that a secret containing another is hidden whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
@@ -161,13 +166,6 @@ fn is_secret_option(key: &str) -> bool {
         "password",
     ];
     SECRET.contains(&key.to_ascii_lowercase().as_str())
-}
-
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_owned())
 }
 
 impl fmt::Display for StorageUrl {
