@@ -283,32 +283,42 @@ mod tests {
         assert!(computed.load(Ordering::SeqCst) <= seconds, "{computed:?}");
     }
 
+    type Asked = actix_web::rt::task::JoinHandle<Result<Bytes, WebError>>;
+
+    /// A question `n` from `peer` whose computation lasts until `hold` says go.
+    fn slow(
+        cache: &Arc<SecondCache>,
+        hold: &tokio::sync::watch::Receiver<bool>,
+        n: usize,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Asked {
+        let (cache, mut hold) = (cache.clone(), hold.clone());
+        actix_web::rt::spawn(async move {
+            let mut req = TestRequest::get().uri(&format!("/?range={n}d"));
+            if let Some(peer) = peer {
+                req = req.peer_addr(peer);
+            }
+            let req = req.to_http_request();
+            cache
+                .answer(&req, async move {
+                    let _ = hold.wait_for(|go| *go).await;
+                    Ok(Bytes::new())
+                })
+                .await
+        })
+    }
+
     #[actix_web::test]
     async fn one_client_cannot_fill_the_queue() {
         let cache = Arc::new(SecondCache::default());
         let (release, hold) = tokio::sync::watch::channel(false);
-        let greedy: std::net::SocketAddr = "198.51.100.1:40000".parse().unwrap();
-        let ask = |n: usize, peer: std::net::SocketAddr| {
-            let cache = cache.clone();
-            let mut hold = hold.clone();
-            actix_web::rt::spawn(async move {
-                let req = TestRequest::get()
-                    .uri(&format!("/?range={n}d"))
-                    .peer_addr(peer)
-                    .to_http_request();
-                cache
-                    .answer(&req, async move {
-                        let _ = hold.wait_for(|go| *go).await;
-                        Ok(Bytes::new())
-                    })
-                    .await
-            })
-        };
+        let greedy = Some("198.51.100.1:40000".parse().unwrap());
+        let ask = |n: usize, peer| slow(&cache, &hold, n, peer);
         let held: Vec<_> = (0..PER_CLIENT).map(|n| ask(n, greedy)).collect();
         tokio::time::sleep(Duration::from_millis(100)).await;
         let more = ask(100, greedy).await.unwrap().unwrap_err();
         assert_eq!(more.status, StatusCode::SERVICE_UNAVAILABLE);
-        let other = ask(101, "203.0.113.9:40000".parse().unwrap());
+        let other = ask(101, Some("203.0.113.9:40000".parse().unwrap()));
         release.send(true).unwrap();
         assert!(
             other.await.unwrap().is_ok(),
@@ -324,22 +334,9 @@ mod tests {
     async fn beyond_the_queue_clients_are_told_to_come_back() {
         let cache = Arc::new(SecondCache::default());
         let (release, hold) = tokio::sync::watch::channel(false);
-        let mut slow = Vec::new();
-        for n in 0..RUNNING + WAITING {
-            let cache = cache.clone();
-            let mut hold = hold.clone();
-            slow.push(actix_web::rt::spawn(async move {
-                let req = TestRequest::get()
-                    .uri(&format!("/?range={n}d"))
-                    .to_http_request();
-                cache
-                    .answer(&req, async move {
-                        let _ = hold.wait_for(|go| *go).await;
-                        Ok(Bytes::new())
-                    })
-                    .await
-            }));
-        }
+        let held: Vec<_> = (0..RUNNING + WAITING)
+            .map(|n| slow(&cache, &hold, n, None))
+            .collect();
         tokio::time::sleep(Duration::from_millis(100)).await;
         let req = TestRequest::get().uri("/?range=365d").to_http_request();
         let refused = cache.answer(&req, async { Ok(Bytes::new()) }).await;
@@ -347,7 +344,7 @@ mod tests {
         assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(refused.retry_after, Some(RETRY_AFTER));
         release.send(true).unwrap();
-        for s in slow {
+        for s in held {
             assert!(s.await.unwrap().is_ok());
         }
     }
