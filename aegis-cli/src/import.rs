@@ -142,9 +142,20 @@ impl<'a> Importer<'a> {
         Ok(())
     }
 
+    /// Stores what is pending, then brings the summaries up to date: the
+    /// import pays for what it added, not the dashboard's next visitor.
     async fn finish(mut self) -> Result<ImportSummary> {
         self.flush().await?;
         self.settle().await?;
+        if self.summary.imported > 0 {
+            let bar = progress(None, "updating summaries");
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            self.store
+                .maintain()
+                .await
+                .context("updating the summaries failed (the events are stored)")?;
+            bar.finish_and_clear();
+        }
         Ok(self.summary)
     }
 }
@@ -155,10 +166,10 @@ fn progress(len: Option<u64>, what: &str) -> ProgressBar {
         None => ProgressBar::new_spinner(),
     };
     // Draws only on a terminal: fine under cron and in pipes.
-    let template = if len.is_some() {
-        "{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta})"
-    } else {
-        "{msg} {spinner} {pos} lines ({per_sec})"
+    let template = match (len, what) {
+        (Some(_), _) => "{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta})",
+        (None, "reading logs") => "{msg} {spinner} {pos} lines ({per_sec})",
+        (None, _) => "{msg} {spinner} {elapsed}",
     };
     if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style.progress_chars("=> "));

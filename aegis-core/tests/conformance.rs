@@ -507,26 +507,43 @@ async fn statistics_match_a_naive_model(store: Store) {
     }
 }
 
-/// The rolling 24 h / 7 d / 30 d windows: built, moved forward, fed late events,
-/// re-located and pruned, always equal to the naive computation.
+/// The rolling 24 h / 7 d / 30 d / 90 d / 365 d windows: built by a request or
+/// by `maintain`, folded small and large, moved forward to odd moments, fed
+/// late events, re-located and pruned, always equal to the naive computation.
 async fn rolling_windows_match_the_naive_model(store: Store) {
+    const DAYS: [i64; 5] = [1, 7, 30, 90, 365];
     let mut rng = traffic::Rng::with_seed(0xa11);
     let now = Utc::now() - Duration::minutes(1);
-    let start = now - Duration::days(45);
+    let start = now - Duration::days(400);
     let mut events: Vec<BanEvent> = Vec::new();
-    let steps = [35, 20, 12, 6, 2, 0];
+    // (days before now, new events): one step large enough to recount totals.
+    let steps = [
+        (380, 150),
+        (200, 150),
+        (95, 150),
+        (35, 25_000),
+        (20, 150),
+        (12, 150),
+    ];
+    let steps = steps.into_iter().chain([(6, 150), (2, 150), (0, 150)]);
     let mut cursor = start;
-    for (n, days_before) in steps.iter().enumerate() {
-        let until = now - Duration::days(*days_before) - Duration::hours(5 - n as i64);
-        let fresh = traffic::skewed_events(&mut rng, cursor, until, 150);
+    for (n, (days_before, fresh)) in steps.enumerate() {
+        let until = now - Duration::days(days_before) - Duration::minutes(7 * (9 - n as i64));
+        let fresh = traffic::skewed_events(&mut rng, cursor, until, fresh);
         // Late arrivals: some inside the windows, some older than every cut.
         let late = traffic::skewed_events(&mut rng, start, until, 20);
         cursor = until;
-        store.record_batch(&fresh).await.unwrap();
+        for chunk in fresh.chunks(10_000) {
+            store.record_batch(chunk).await.unwrap();
+        }
         store.record_batch(&late).await.unwrap();
         events.extend(fresh);
         events.extend(late);
-        for days in [1, 7, 30] {
+        // Every other step, the windows are kept ahead of the requests.
+        if n % 2 == 1 {
+            store.maintain().await.unwrap();
+        }
+        for days in DAYS {
             let q = StatsQuery::range(until - Duration::days(days), until);
             check_against_model(&store, &events, &q).await;
         }
@@ -544,7 +561,7 @@ async fn rolling_windows_match_the_naive_model(store: Store) {
         e.geo = Some(g.clone());
     }
     let until = now + Duration::seconds(30);
-    for days in [1, 7, 30] {
+    for days in DAYS {
         check_against_model(
             &store,
             &events,
@@ -555,8 +572,11 @@ async fn rolling_windows_match_the_naive_model(store: Store) {
     let cutoff = now - Duration::days(3);
     store.prune(cutoff).await.unwrap();
     events.retain(|e| e.time >= cutoff);
+    let fresh = traffic::skewed_events(&mut rng, now, now + Duration::seconds(35), 50);
+    store.record_batch(&fresh).await.unwrap();
+    events.extend(fresh);
     let until = now + Duration::seconds(40);
-    for days in [1, 7, 30] {
+    for days in DAYS {
         check_against_model(
             &store,
             &events,
@@ -627,6 +647,20 @@ async fn check_against_model(store: &Store, events: &[BanEvent], q: &StatsQuery)
     );
     let top3 = store.top_offenders(q, 3).await.unwrap();
     assert_eq!(top3[..], top[..top.len().min(3)]);
+
+    // Bans per local day in zones whose midnights are not on the hour.
+    for tz in [chrono_tz::Asia::Kathmandu, chrono_tz::America::St_Johns] {
+        let mut per_day: BTreeMap<NaiveDate, u64> = BTreeMap::new();
+        for e in new_bans.iter().filter(|e| host.is_none_or(|h| e.host == h)) {
+            *per_day
+                .entry(e.time.with_timezone(&tz).date_naive())
+                .or_default() += 1;
+        }
+        for d in store.bans_per_day(q, tz).await.unwrap() {
+            let want = per_day.get(&d.day).copied().unwrap_or(0);
+            assert_eq!(d.bans, want, "{tz} day {} of {q:?}", d.day);
+        }
+    }
 
     // Rankings.
     for by in [TopBy::Jail, TopBy::Host, TopBy::Country, TopBy::Network] {

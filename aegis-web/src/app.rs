@@ -5,8 +5,9 @@
 use std::io::BufRead;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use aegis_core::{connect_for, Settings, StorageUrl, Workload};
+use aegis_core::{connect_for, Settings, Storage, StorageUrl, Workload};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
@@ -119,6 +120,7 @@ async fn serve(cli: Cli) -> Result<()> {
         demo::fill(storage.as_ref()).await?;
         actix_web::rt::spawn(demo::keep_alive(storage.clone()));
     }
+    actix_web::rt::spawn(keep_summaries(storage.clone()));
     let listener = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let dashboard = Dashboard {
@@ -131,4 +133,16 @@ async fn serve(cli: Cli) -> Result<()> {
     println!("aegis-web: serving {url} on http://{local}/");
     server.await?;
     Ok(())
+}
+
+/// Keeps the summaries behind the dashboard's ranges current, so that requests
+/// only fold the last minute of bans; until a large store's first pass ends,
+/// they answer from the exact range path.
+async fn keep_summaries(storage: Arc<dyn Storage>) {
+    loop {
+        if let Err(e) = storage.maintain().await {
+            eprintln!("aegis-web: summaries not updated (figures stay exact, only slower): {e}");
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_secs(60)).await;
+    }
 }

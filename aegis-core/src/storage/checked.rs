@@ -121,6 +121,11 @@ impl Storage for Checked {
         self.inner.top(query, by, limit).await
     }
 
+    async fn maintain(&self) -> Result<()> {
+        let _turn = self.turn().await;
+        self.inner.maintain().await
+    }
+
     async fn ip_history(&self, ip: IpAddr) -> Result<Vec<StoredEvent>> {
         let _turn = self.turn().await;
         self.inner.ip_history(ip.to_canonical()).await

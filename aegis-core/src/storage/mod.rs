@@ -97,6 +97,14 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Distinct stored addresses, in address order, after `after` (for backfills).
     async fn distinct_ips(&self, after: Option<IpAddr>, limit: u32) -> Result<Vec<IpAddr>>;
 
+    /// Brings the summaries behind the dashboard's ranges up to date, building
+    /// those missing: the end of an import, or a server's background task, does
+    /// the work that would otherwise fall on the first request after it.
+    /// Statistics are exact without it; it only moves work out of requests.
+    async fn maintain(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// The cache of the online geolocation provider's answers kept beside the events.
     fn geo_cache(&self) -> &dyn GeoCache;
 }

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_geo_cache.sql"),
+    include_str!("migrations/0003_windows_at_read.sql"),
 ];
 
 /// Brings the schema up to date; refuses a database written by a newer Aegis.

@@ -30,6 +30,10 @@ mod write;
 /// Hundreds of concurrent `aegis ban` calls each hold it for about a millisecond.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a request waits for the write lock to use a rolling window before
+/// it answers from the range path instead (an import may hold the lock for long).
+const WINDOW_BUSY_TIMEOUT: Duration = Duration::from_millis(100);
+
 /// A store in one SQLite database file, or in memory.
 #[derive(Clone)]
 pub struct SqliteStorage {
@@ -163,6 +167,32 @@ impl SqliteStorage {
     {
         let inner = self.inner.clone();
         blocking(move || f(&mut lock(&inner.writer))).await
+    }
+
+    /// Runs `f` on the writer connection when it is free within a moment;
+    /// `Ok(None)` when it is not, or when the database cannot be written
+    /// (a dashboard given read access only): the caller has another way.
+    async fn write_if_free<T, F>(&self, f: F) -> Result<Option<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<Option<T>> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let mut conn = match inner.writer.try_lock() {
+                Ok(conn) => conn,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+            };
+            conn.busy_timeout(WINDOW_BUSY_TIMEOUT).map_err(sql_err)?;
+            let result = f(&mut conn);
+            conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_err)?;
+            match result {
+                Err(Error::Unavailable(_)) => Ok(None),
+                other => other,
+            }
+        })
+        .await
     }
 
     /// Runs `f` on a read connection (the writer for in-memory databases).
@@ -300,7 +330,7 @@ impl Storage for SqliteStorage {
     async fn summary(&self, query: &StatsQuery) -> Result<Summary> {
         let q = query.clone();
         let windowed = self
-            .write(move |conn| {
+            .write_if_free(move |conn| {
                 stats::windowed(conn, &q, |tx, win| {
                     let [bans, unique_ips, countries, jails, hosts] =
                         window::summary(tx, win).map_err(sql_err)?;
@@ -338,7 +368,7 @@ impl Storage for SqliteStorage {
     async fn top_offenders(&self, query: &StatsQuery, limit: u32) -> Result<Vec<Offender>> {
         let q = query.clone();
         let windowed = self
-            .write(move |conn| {
+            .write_if_free(move |conn| {
                 stats::windowed(conn, &q, |tx, win| {
                     window::top_offenders(tx, win, &q, limit).map_err(sql_err)
                 })
@@ -355,7 +385,7 @@ impl Storage for SqliteStorage {
     async fn top(&self, query: &StatsQuery, by: TopBy, limit: u32) -> Result<Vec<TopEntry>> {
         let q = query.clone();
         let windowed = self
-            .write(move |conn| {
+            .write_if_free(move |conn| {
                 stats::windowed(conn, &q, |tx, win| {
                     window::top(tx, win, by, limit).map_err(sql_err)
                 })
@@ -367,6 +397,21 @@ impl Storage for SqliteStorage {
         let query = query.clone();
         self.read(move |conn| stats::top(conn, &query, by, limit))
             .await
+    }
+
+    async fn maintain(&self) -> Result<()> {
+        // One transaction per window: writers queue behind one window at a time.
+        for win in window::WINDOWS {
+            self.write(move |conn| {
+                let tx = conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(sql_err)?;
+                window::maintain(&tx, win, Utc::now().timestamp_millis()).map_err(sql_err)?;
+                tx.commit().map_err(sql_err)
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     async fn ip_history(&self, ip: IpAddr) -> Result<Vec<StoredEvent>> {

@@ -2,7 +2,8 @@
 //!
 //! Whole UTC days inside the range come from `ip_day`; the partial days at its
 //! edges come from `events` through its time index. Cost thus depends on the
-//! range, never on the total history.
+//! range, never on the total history. Counts and charts read 15-minute slots
+//! (`ban_totals`, or `ban_slots` when scoped to a host or jail).
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -157,7 +158,8 @@ pub(super) fn ban_count(conn: &Connection, q: &StatsQuery) -> Result<u64> {
     }
     let mut args = vec![Value::Integer(first_slot), Value::Integer(end_slot)];
     let sql = format!(
-        "SELECT coalesce(sum(bans), 0) FROM ban_slots WHERE slot >= ? AND slot < ?{}",
+        "SELECT coalesce(sum(bans), 0) FROM {} WHERE slot >= ? AND slot < ?{}",
+        slot_table(q),
         narrowing(q, &mut args, None)
     );
     let slots: i64 = conn
@@ -166,6 +168,16 @@ pub(super) fn ban_count(conn: &Connection, q: &StatsQuery) -> Result<u64> {
         .map_err(sql_err)?;
     let edges = raw(since, first_slot * SLOT_MS)? + raw(end_slot * SLOT_MS, until)?;
     Ok(count(slots + edges))
+}
+
+/// The slot summary for a query without a country filter: the totals over
+/// every host and jail when it has no filter at all (one row per slot).
+fn slot_table(q: &StatsQuery) -> &'static str {
+    if q.scope.is_all() {
+        "ban_totals"
+    } else {
+        "ban_slots"
+    }
 }
 
 pub(super) fn bans_per_day(conn: &Connection, q: &StatsQuery, tz: Tz) -> Result<Vec<DayCount>> {
@@ -185,7 +197,8 @@ pub(super) fn bans_per_day(conn: &Connection, q: &StatsQuery, tz: Tz) -> Result<
         args.push(Value::Integer(from.div_euclid(SLOT_MS)));
         args.push(Value::Integer(to.div_euclid(SLOT_MS)));
         format!(
-            "SELECT slot, sum(bans) FROM ban_slots WHERE slot >= ? AND slot < ?{} GROUP BY slot",
+            "SELECT slot, sum(bans) FROM {} WHERE slot >= ? AND slot < ?{} GROUP BY slot",
+            slot_table(q),
             narrowing(q, &mut args, None)
         )
     };

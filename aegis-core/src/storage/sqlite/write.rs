@@ -159,6 +159,13 @@ fn fold(tx: &rusqlite::Transaction<'_>, after: i64, present: Present) -> rusqlit
              ON CONFLICT (slot, host, jail) DO UPDATE SET bans = bans + excluded.bans"
         ))?
         .execute([after])?;
+        tx.prepare_cached(&format!(
+            "INSERT INTO ban_totals (slot, bans)
+             SELECT e.time / {SLOT_MS}, count(*) FROM events e NOT INDEXED WHERE {NEW_BANS}
+             GROUP BY 1
+             ON CONFLICT (slot) DO UPDATE SET bans = bans + excluded.bans"
+        ))?
+        .execute([after])?;
     }
     if present.bans {
         // The latest ban per address, host and jail (bare columns come from the max row).
@@ -188,58 +195,6 @@ fn fold(tx: &rusqlite::Transaction<'_>, after: i64, present: Present) -> rusqlit
         tx.prepare_cached("DELETE FROM active_bans WHERE expires <= ?1")?
             .execute([Utc::now().timestamp_millis()])?;
     }
-    let windows: bool = tx
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM win_state)")?
-        .query_row([], |r| r.get(0))?;
-    if present.new_bans && windows {
-        fold_windows(tx, WindowRows::Inserted { after })?;
-    }
-    Ok(())
-}
-
-/// Which new bans [`fold_windows`] adds.
-pub(super) enum WindowRows {
-    /// Those inserted after row id `after`, into every window they fall in.
-    Inserted { after: i64 },
-    /// All of history after its cut, into one window being built.
-    Build { win: i64 },
-}
-
-/// Adds new bans to the rolling windows' per-address, per-jail and per-host rows.
-pub(super) fn fold_windows(
-    tx: &rusqlite::Transaction<'_>,
-    rows: WindowRows,
-) -> rusqlite::Result<()> {
-    // New events are found by rowid (NOT INDEXED keeps the planner from scanning an
-    // index instead); a window being built reads its range through the time index.
-    let (source, arg) = match rows {
-        WindowRows::Inserted { after } => (
-            "events e NOT INDEXED CROSS JOIN win_state w ON e.time >= w.cut AND e.id > ?1",
-            after,
-        ),
-        WindowRows::Build { win } => (
-            "win_state w CROSS JOIN events e INDEXED BY events_time ON e.time >= w.cut AND w.win = ?1",
-            win,
-        ),
-    };
-    const NEW_BANS: &str = "e.kind = 0 AND e.restored = 0";
-    tx.prepare_cached(&format!(
-        "INSERT INTO win_ip (win, ip_key, bans, country, asn, as_org, network)
-         SELECT w.win, e.ip_key, count(*), i.country, i.asn, i.as_org, i.network
-         FROM {source} JOIN ips i ON i.ip_key = e.ip_key
-         WHERE {NEW_BANS} GROUP BY w.win, e.ip_key
-         ON CONFLICT (win, ip_key) DO UPDATE SET bans = bans + excluded.bans"
-    ))?
-    .execute([arg])?;
-    for (table, column) in [("win_ip_jail", "jail"), ("win_ip_host", "host")] {
-        tx.prepare_cached(&format!(
-            "INSERT INTO {table} (win, ip_key, {column}, bans)
-             SELECT w.win, e.ip_key, e.{column}, count(*) FROM {source}
-             WHERE {NEW_BANS} GROUP BY w.win, e.ip_key, e.{column}
-             ON CONFLICT (win, ip_key, {column}) DO UPDATE SET bans = bans + excluded.bans"
-        ))?
-        .execute([arg])?;
-    }
     Ok(())
 }
 
@@ -253,13 +208,16 @@ pub(super) fn prune(conn: &mut Connection, before: DateTime<Utc>) -> Result<u64>
     let deleted = tx
         .execute("DELETE FROM events WHERE time < ?1", [cutoff])
         .map_err(sql_err)?;
+    super::window::after_delete(&tx).map_err(sql_err)?;
     // Summaries: drop whole buckets before the cutoff, rebuild the one it cuts.
     let day = cutoff.div_euclid(DAY_MS);
     let slot = cutoff.div_euclid(SLOT_MS);
     tx.execute("DELETE FROM ip_day WHERE day <= ?1", [day])
         .map_err(sql_err)?;
-    tx.execute("DELETE FROM ban_slots WHERE slot <= ?1", [slot])
-        .map_err(sql_err)?;
+    for table in ["ban_slots", "ban_totals"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE slot <= ?1"), [slot])
+            .map_err(sql_err)?;
+    }
     tx.execute(
         "INSERT INTO ip_day (day, ip_key, host, jail, bans, first, last)
          SELECT ?1, ip_key, host, jail, count(*), min(time), max(time) FROM events
@@ -274,6 +232,12 @@ pub(super) fn prune(conn: &mut Connection, before: DateTime<Utc>) -> Result<u64>
          WHERE time >= ?2 AND time < ?3 AND kind = 0 AND restored = 0
          GROUP BY host, jail",
         params![slot, cutoff, (slot + 1) * SLOT_MS],
+    )
+    .map_err(sql_err)?;
+    tx.execute(
+        "INSERT INTO ban_totals (slot, bans) SELECT slot, sum(bans) FROM ban_slots
+         WHERE slot = ?1 GROUP BY slot",
+        [slot],
     )
     .map_err(sql_err)?;
     tx.execute(
