@@ -14,7 +14,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
-const BATCH: usize = 20_000;
+/// Events per transaction: larger batches rewrite fewer index pages per event.
+const BATCH: usize = 100_000;
 
 /// What an import did.
 #[derive(Debug, Default, Serialize)]

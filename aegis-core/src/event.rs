@@ -463,7 +463,7 @@ fn truncate_str(s: &str, max: usize) -> String {
 }
 
 /// Milliseconds to whole seconds, halves to the even second.
-fn round_half_even_secs(ms: i64) -> i64 {
+pub(crate) fn round_half_even_secs(ms: i64) -> i64 {
     let (secs, rest) = (ms.div_euclid(1000), ms.rem_euclid(1000));
     match rest.cmp(&500) {
         std::cmp::Ordering::Less => secs,

@@ -95,12 +95,14 @@ const COUNTRIES: [&str; 12] = [
 ];
 
 /// A year of skewed attack traffic up to `end`, at benchmark scale: a few
-/// addresses ban often, most once; every event located with a country and an AS.
+/// addresses ban often, most once; every event located with a country and an
+/// AS. In time order, as bans arrive and as fail2ban's database holds them.
 pub fn year_of_attacks(n: usize, end: DateTime<Utc>, seed: u64) -> impl Iterator<Item = BanEvent> {
     let mut rng = Rng::with_seed(seed);
     let pool = (n / 4).max(10) as f64;
     let span_ms = 365 * 86_400_000i64;
-    (0..n).map(move |_| {
+    let start = end - Duration::milliseconds(span_ms);
+    (0..n).map(move |i| {
         let idx = (pool * rng.f64().powi(3)) as u64;
         let ip = if idx % 10 == 9 {
             IpAddr::V6(Ipv6Addr::new(
@@ -118,7 +120,9 @@ pub fn year_of_attacks(n: usize, end: DateTime<Utc>, seed: u64) -> impl Iterator
                 0x0b00_0000u32 + (idx as u32).wrapping_mul(2_654_435_761) % 0xc000_0000,
             ))
         };
-        let time = end - Duration::milliseconds((rng.f64() * span_ms as f64) as i64);
+        // One event somewhere in each of `n` equal slices of the year.
+        let time = start
+            + Duration::milliseconds(((i as f64 + rng.f64()) / n as f64 * span_ms as f64) as i64);
         let mut e = BanEvent::new(
             EventKind::Ban,
             ip,

@@ -9,6 +9,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_geo_cache.sql"),
     include_str!("migrations/0003_windows_at_read.sql"),
+    include_str!("migrations/0004_events_keyed_by_time.sql"),
 ];
 
 /// Brings the schema up to date; refuses a database written by a newer Aegis.
@@ -38,4 +39,71 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
             .map_err(sql_err)?;
     }
     tx.commit().map_err(sql_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use rusqlite::params;
+
+    use super::*;
+    use crate::event::{BanEvent, EventKind};
+    use crate::ipkey::ip_key;
+    use crate::storage::sqlite::SqliteStorage;
+    use crate::storage::{Storage, Workload};
+
+    /// Events stored before the events were keyed by time are still found as
+    /// duplicates afterwards, whatever their milliseconds (halves round to even).
+    #[tokio::test]
+    async fn rekeyed_events_are_still_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aegis.db");
+        let base = 1_767_225_600_000; // an even second
+                                      // Each stored event, and a twin whose time rounds to the same second.
+        let pairs = [
+            (0, 499),
+            (500, 100),
+            (501, 1_400),
+            (1_500, 2_400),
+            (2_500, 1_600),
+        ];
+        let at = |n: usize, ms: i64| {
+            let time = Utc.timestamp_millis_opt(base + ms).unwrap();
+            let ip = format!("192.0.2.{n}").parse().unwrap();
+            BanEvent::new(EventKind::Ban, ip, "sshd", "h", time).unwrap()
+        };
+        let events: Vec<BanEvent> = pairs.iter().enumerate().map(|(n, p)| at(n, p.0)).collect();
+        let twins: Vec<BanEvent> = pairs.iter().enumerate().map(|(n, p)| at(n, p.1)).collect();
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            let tx = conn.transaction().unwrap();
+            for sql in &MIGRATIONS[..3] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 3).unwrap();
+            for e in &events {
+                tx.execute(
+                    "INSERT INTO events (event_id, kind, ip, ip_key, jail, host, time, restored,
+                        received_at) VALUES (?1, 0, ?2, ?3, 'sshd', 'h', ?4, 0, ?4)",
+                    params![
+                        &e.id().0[..],
+                        e.ip.to_string(),
+                        &ip_key(e.ip)[..],
+                        e.time.timestamp_millis()
+                    ],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let store = SqliteStorage::open_for(&path, Workload::Batch).unwrap();
+        for batch in [&events, &twins] {
+            let again = store.record_batch(batch).await.unwrap();
+            assert_eq!((again.inserted, again.duplicates), (0, events.len() as u64));
+        }
+        for e in &events {
+            let stored = store.ip_history(e.ip).await.unwrap();
+            assert_eq!(stored.iter().map(|s| s.id).collect::<Vec<_>>(), [e.id()]);
+        }
+    }
 }

@@ -31,8 +31,9 @@ mod write;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a request waits for the write lock to use a rolling window before
-/// it answers from the range path instead (an import may hold the lock for long).
-const WINDOW_BUSY_TIMEOUT: Duration = Duration::from_millis(100);
+/// it answers from the range path instead: other requests hold it for a
+/// moment each, `maintain` or an import for long.
+const WINDOW_BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// A store in one SQLite database file, or in memory.
 #[derive(Clone)]
@@ -63,6 +64,9 @@ struct Sizes {
     writer_cache_kib: i64,
     reader_cache_kib: i64,
     max_readers: usize,
+    /// WAL pages written before they are copied back into the database: a
+    /// page rewritten by many batches in between is copied once.
+    checkpoint_pages: i64,
 }
 
 impl Sizes {
@@ -73,6 +77,7 @@ impl Sizes {
                 writer_cache_kib: 262_144,
                 reader_cache_kib: 32_768,
                 max_readers: 8,
+                checkpoint_pages: 16_384,
             },
             // The dashboard reads summaries; the operating system caches the file.
             // Six readers: its throttled statistics take at most three.
@@ -80,6 +85,7 @@ impl Sizes {
                 writer_cache_kib: 8_192,
                 reader_cache_kib: 4_096,
                 max_readers: 6,
+                checkpoint_pages: 1_000,
             },
         }
     }
@@ -131,6 +137,8 @@ impl SqliteStorage {
             .map_err(|e| with_path(path, sql_err(e)))?;
         conn.pragma_update(None, "cache_size", -sizes.writer_cache_kib)
             .map_err(sql_err)?;
+        conn.pragma_update(None, "wal_autocheckpoint", sizes.checkpoint_pages)
+            .map_err(sql_err)?;
         migrations::migrate(&mut conn).map_err(|e| with_path(path, e))?;
         Ok(SqliteStorage {
             inner: Arc::new(Inner {
@@ -179,10 +187,8 @@ impl SqliteStorage {
     {
         let inner = self.inner.clone();
         blocking(move || {
-            let mut conn = match inner.writer.try_lock() {
-                Ok(conn) => conn,
-                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+            let Some(mut conn) = lock_within(&inner.writer, WINDOW_BUSY_TIMEOUT) else {
+                return Ok(None);
             };
             conn.busy_timeout(WINDOW_BUSY_TIMEOUT).map_err(sql_err)?;
             let result = f(&mut conn);
@@ -275,6 +281,21 @@ fn share_with_group(dir: &Path, path: &Path) -> Result<()> {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves a usable connection; carry on.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `m` locked, unless others hold it for longer than `patience`.
+fn lock_within<T>(m: &Mutex<T>, patience: Duration) -> Option<MutexGuard<'_, T>> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        match m.try_lock() {
+            Ok(guard) => return Some(guard),
+            Err(std::sync::TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        }
+    }
 }
 
 async fn blocking<T, F>(f: F) -> Result<T>

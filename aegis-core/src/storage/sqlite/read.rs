@@ -7,13 +7,15 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, Row};
 
 use super::sql_err;
+use super::write::event_key;
 use crate::error::{Error, Result};
 use crate::event::{BanEvent, EventId, Geo};
 use crate::ipkey::{ip_from_key, ip_key, network_range};
 use crate::query::{EventFilter, Order, Page, StoredEvent};
 use crate::storage::shared::{self, kind_code, kind_of};
 
-const COLUMNS: &str = "event_id, kind, ip_key, jail, host, protocol, port, failures, time, \
+const COLUMNS: &str =
+    "substr(event_key, 9), kind, ip_key, jail, host, protocol, port, failures, time, \
     bantime, bancount, restored, matches, user, country, city, latitude, longitude, asn, as_org, \
     received_at";
 
@@ -72,18 +74,18 @@ pub(super) fn events(
     };
     if let Some(after) = page.after {
         // Ties in time go by row id, the index's own order: the cursor's row id
-        // is found by its event id.
+        // is found by its event's key.
         let t = after.time.timestamp_millis();
         let range = if beyond == ">" { ">=" } else { "<=" };
         clause.push_str(if clause.is_empty() { "WHERE " } else { " AND " });
         clause.push_str(&format!(
             "time {range} ? AND (time {beyond} ? OR id {beyond} \
-             coalesce((SELECT id FROM events WHERE event_id = ?), id))"
+             coalesce((SELECT id FROM events WHERE event_key = ?), id))"
         ));
         args.extend([
             Value::Integer(t),
             Value::Integer(t),
-            Value::Blob(after.id.0.to_vec()),
+            Value::Blob(event_key(&after.id, t).to_vec()),
         ]);
     }
     args.push(Value::Integer(i64::from(page.limit.min(Page::MAX_LIMIT))));

@@ -22,12 +22,10 @@ use crate::storage::shared::count;
 pub(super) const WINDOWS: [i64; 5] = [DAY_MS, 7 * DAY_MS, 30 * DAY_MS, 90 * DAY_MS, 365 * DAY_MS];
 
 /// New events a request may fold into a window (or build one from) itself;
-/// beyond that it takes the range path and leaves the work to `maintain`.
-const REQUEST_FOLD: i64 = 50_000;
-
-/// Above this many new events, a fold recounts the window's totals set-based
-/// at its end instead of through the per-row triggers.
-const RECOUNT_ABOVE: i64 = 20_000;
+/// beyond that it takes the range path and leaves the work to `maintain`,
+/// which recounts the window's totals set-based after such a fold instead of
+/// through the per-row triggers.
+const REQUEST_FOLD: i64 = 20_000;
 
 /// Addresses tied at the last place of a ranking that are examined to break the tie.
 const MAX_TIES: u32 = 1_000;
@@ -104,7 +102,7 @@ fn bring_to(
     newest: i64,
 ) -> rusqlite::Result<()> {
     if newest > seen {
-        let recount = newest - seen > RECOUNT_ABOVE;
+        let recount = newest - seen > REQUEST_FOLD;
         if recount {
             set_building(tx, win, true)?;
         }
@@ -350,28 +348,45 @@ pub(super) fn top_offenders(
             candidates.extend(ties);
         }
     }
-    let mut detail = tx.prepare_cached(
-        "SELECT count(*), min(e.time), max(e.time), json_group_array(DISTINCT e.jail),
-                (SELECT country FROM ips WHERE ips.ip_key = ?1)
-         FROM events e WHERE e.ip_key = ?1 AND e.time >= ?2 AND e.time < ?3
-         AND e.kind = 0 AND e.restored = 0",
-    )?;
+    // The window has the counts and jails; the events only the first and the
+    // last ban, each one step through the address's index.
     let (since, until) = (q.since.timestamp_millis(), q.until.timestamp_millis());
     let mut out = Vec::with_capacity(candidates.len());
-    for (key, _) in candidates {
-        let (bans, first, last, jails, country): (i64, i64, i64, String, Option<String>) =
-            detail.query_row(params![key, since, until], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })?;
+    for (key, bans) in candidates {
+        let edge = |sql: &str, bound: i64| -> rusqlite::Result<Option<i64>> {
+            tx.prepare_cached(sql)?
+                .query_row(params![key, bound], |r| r.get(0))
+                .optional()
+        };
+        let first = edge(
+            "SELECT time FROM events WHERE ip_key = ?1 AND time >= ?2
+             AND kind = 0 AND restored = 0 ORDER BY time LIMIT 1",
+            since,
+        )?;
+        let last = edge(
+            "SELECT time FROM events WHERE ip_key = ?1 AND time < ?2
+             AND kind = 0 AND restored = 0 ORDER BY time DESC LIMIT 1",
+            until,
+        )?;
+        let jails: Vec<String> = tx
+            .prepare_cached(
+                "SELECT jail FROM win_ip_jail WHERE win = ?1 AND ip_key = ?2 AND bans > 0
+                 ORDER BY jail",
+            )?
+            .query_map(params![win, key], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let country: Option<String> = tx
+            .prepare_cached("SELECT country FROM ips WHERE ip_key = ?1")?
+            .query_row([&key], |r| r.get(0))
+            .optional()?
+            .flatten();
         let (Some(ip), Some(first), Some(last)) = (
             ip_from_key(&key),
-            Utc.timestamp_millis_opt(first).single(),
-            Utc.timestamp_millis_opt(last).single(),
+            first.and_then(|t| Utc.timestamp_millis_opt(t).single()),
+            last.and_then(|t| Utc.timestamp_millis_opt(t).single()),
         ) else {
             continue;
         };
-        let mut jails: Vec<String> = serde_json::from_str(&jails).unwrap_or_default();
-        jails.sort();
         out.push((
             key,
             Offender {

@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::sql_err;
 use crate::error::Result;
-use crate::event::{BanEvent, EventKind, Geo};
+use crate::event::{round_half_even_secs, BanEvent, EventId, EventKind, Geo};
 use crate::ipkey::ip_key;
 use crate::query::{network_of, BatchOutcome};
 use crate::storage::shared::{kind_code, DEFAULT_BANTIME_S};
@@ -51,6 +51,15 @@ pub(super) fn insert(conn: &mut Connection, events: &[BanEvent]) -> Result<Batch
     Ok(outcome)
 }
 
+/// The unique key of a stored event: the second its id was made from, then
+/// the id. Led by time, new keys go to the end of the index.
+pub(super) fn event_key(id: &EventId, time_ms: i64) -> [u8; 20] {
+    let mut key = [0; 20];
+    key[..8].copy_from_slice(&round_half_even_secs(time_ms).to_be_bytes());
+    key[8..].copy_from_slice(&id.0);
+    key
+}
+
 /// Inserts one event; false when it was already stored.
 fn insert_one(tx: &rusqlite::Transaction<'_>, e: &BanEvent) -> rusqlite::Result<bool> {
     let key = ip_key(e.ip);
@@ -62,14 +71,14 @@ fn insert_one(tx: &rusqlite::Transaction<'_>, e: &BanEvent) -> rusqlite::Result<
     };
     let inserted = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO events (event_id, kind, ip, ip_key, jail, host, protocol, port,
+            "INSERT OR IGNORE INTO events (event_key, kind, ip, ip_key, jail, host, protocol, port,
                 failures, time, bantime, bancount, restored, matches, user, country, city,
                 latitude, longitude, asn, as_org, received_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
                 ?18, ?19, ?20, ?21, ?22)",
         )?
         .execute(params![
-            &e.id().0[..],
+            &event_key(&e.id(), e.time.timestamp_millis())[..],
             i64::from(kind_code(e.kind)),
             e.ip.to_string(),
             &key[..],
@@ -168,18 +177,23 @@ fn fold(tx: &rusqlite::Transaction<'_>, after: i64, present: Present) -> rusqlit
         .execute([after])?;
     }
     if present.bans {
-        // The latest ban per address, host and jail (bare columns come from the max row).
+        // The latest ban per address, host and jail (bare columns come from the
+        // max row); one already expired matters only if it replaces a row.
         tx.prepare_cached(&format!(
             "INSERT INTO active_bans (ip_key, host, jail, banned_at, expires)
-             SELECT e.ip_key, e.host, e.jail, max(e.time),
+             SELECT * FROM (
+                SELECT e.ip_key, e.host, e.jail, max(e.time) AS banned_at,
                     CASE WHEN e.bantime = -1 THEN NULL
-                         ELSE e.time + coalesce(e.bantime, {DEFAULT_BANTIME_S}) * 1000 END
-             FROM events e NOT INDEXED WHERE e.id > ?1 AND e.kind = 0 GROUP BY 1, 2, 3
+                         ELSE e.time + coalesce(e.bantime, {DEFAULT_BANTIME_S}) * 1000 END AS expires
+                FROM events e NOT INDEXED WHERE e.id > ?1 AND e.kind = 0 GROUP BY 1, 2, 3
+             ) n
+             WHERE n.expires IS NULL OR n.expires > ?2 OR EXISTS (SELECT 1 FROM active_bans a
+                WHERE a.ip_key = n.ip_key AND a.host = n.host AND a.jail = n.jail)
              ON CONFLICT (ip_key, host, jail) DO UPDATE SET
                 banned_at = excluded.banned_at, expires = excluded.expires
              WHERE excluded.banned_at >= banned_at"
         ))?
-        .execute([after])?;
+        .execute([after, Utc::now().timestamp_millis()])?;
     }
     if present.unbans {
         tx.prepare_cached(
