@@ -140,8 +140,11 @@ async fn overview(store: &dyn Storage, q: &StatsQuery) {
 
 /// The ranges a dashboard offers, as it asks them: ending now, or (the last)
 /// seven days ending a month ago.
-fn ranges() -> [(&'static str, Box<dyn Fn() -> StatsQuery>); 6] {
-    let last = |days: i64| -> Box<dyn Fn() -> StatsQuery> {
+/// A range as a dashboard asks it, afresh at each call.
+type Range = Box<dyn Fn() -> StatsQuery>;
+
+fn ranges() -> [(&'static str, Range); 6] {
+    let last = |days: i64| -> Range {
         Box::new(move || StatsQuery::last_days(days))
     };
     [
