@@ -69,7 +69,9 @@ def ban_path(aegis, calls, work):
     print(f"  aegis ban            p50 {a50:7.2f} ms   p95 {pct(aegis_ms, .95):7.2f} ms")
     print(f"  python hook (floor)  p50 {p50:7.2f} ms   p95 {pct(python_ms, .95):7.2f} ms   ({PYTHON})")
     print(f"  /bin/true (spawn)    p50 {statistics.median(true_ms):7.2f} ms   p95 {pct(true_ms, .95):7.2f} ms   (the cost of starting any process here)")
-    print(f"  aegis is {p50 / a50:.1f}x faster at the median (target: p50 <= 3 ms and >= 5x)")
+    t50 = statistics.median(true_ms)
+    print(f"  aegis is {p50 / a50:.1f}x faster than the hook at the median (target >= 5x) "
+          f"and takes {a50 / t50:.1f}x the time of /bin/true (target <= 2x)")
 
     # Until stored: the writer deletes the spool file once the store has the event.
     spool = env["AEGIS_STORAGE_SPOOL_DIR"]
@@ -120,7 +122,7 @@ def import_rate(aegis, rows, work):
     copied = time.perf_counter() - t
     print(f"import of a fail2ban database with {rows} bans")
     print(f"  aegis import fail2ban-db  {rows / imported:10.0f} rows/s  ({imported:.1f} s)")
-    print(f"  raw SQLite copy           {rows / copied:10.0f} rows/s  ({copied:.1f} s)  (target for aegis: >= 250000)")
+    print(f"  raw SQLite copy           {rows / copied:10.0f} rows/s  ({copied:.1f} s)  (target for aegis: >= 100000)")
 
 
 def main():
