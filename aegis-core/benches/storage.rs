@@ -144,9 +144,7 @@ async fn overview(store: &dyn Storage, q: &StatsQuery) {
 type Range = Box<dyn Fn() -> StatsQuery>;
 
 fn ranges() -> [(&'static str, Range); 6] {
-    let last = |days: i64| -> Range {
-        Box::new(move || StatsQuery::last_days(days))
-    };
+    let last = |days: i64| -> Range { Box::new(move || StatsQuery::last_days(days)) };
     [
         ("24 h", last(1)),
         ("7 d", last(7)),

@@ -82,8 +82,8 @@ pub(super) fn prepare(tx: &Transaction<'_>, q: &StatsQuery) -> rusqlite::Result<
     Ok(Some(win))
 }
 
-/// Builds or brings every window up to the newest event with its cut at
-/// `now` minus its length (see [`super::SqliteStorage`]'s `maintain`).
+/// Builds window `win`, or brings it up to the newest event, with its cut at
+/// `now` minus its length: `Storage::maintain`, one window at a time.
 pub(super) fn maintain(tx: &Transaction<'_>, win: i64, now: i64) -> rusqlite::Result<()> {
     let newest = newest_id(tx)?;
     let cut = now - win;
