@@ -149,7 +149,11 @@ impl<'a> Importer<'a> {
         self.flush().await?;
         self.settle().await?;
         if self.summary.imported > 0 {
-            let bar = progress(None, "updating summaries");
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{msg} {spinner} {elapsed}") {
+                bar.set_style(style);
+            }
+            bar.set_message("updating summaries");
             bar.enable_steady_tick(std::time::Duration::from_millis(200));
             self.store
                 .maintain()
@@ -167,10 +171,10 @@ fn progress(len: Option<u64>, what: &str) -> ProgressBar {
         None => ProgressBar::new_spinner(),
     };
     // Draws only on a terminal: fine under cron and in pipes.
-    let template = match (len, what) {
-        (Some(_), _) => "{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta})",
-        (None, "reading logs") => "{msg} {spinner} {pos} lines ({per_sec})",
-        (None, _) => "{msg} {spinner} {elapsed}",
+    let template = if len.is_some() {
+        "{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta})"
+    } else {
+        "{msg} {spinner} {pos} lines ({per_sec})"
     };
     if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style.progress_chars("=> "));
