@@ -174,7 +174,13 @@ impl SqliteStorage {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         let inner = self.inner.clone();
-        blocking(move || f(&mut lock(&inner.writer))).await
+        blocking(move || {
+            // Each use of the writer sets the patience it needs (see `write_if_free`).
+            let mut conn = lock(&inner.writer);
+            conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_err)?;
+            f(&mut conn)
+        })
+        .await
     }
 
     /// Runs `f` on the writer connection when it is free within a moment;
@@ -191,9 +197,7 @@ impl SqliteStorage {
                 return Ok(None);
             };
             conn.busy_timeout(WINDOW_BUSY_TIMEOUT).map_err(sql_err)?;
-            let result = f(&mut conn);
-            conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_err)?;
-            match result {
+            match f(&mut conn) {
                 Err(Error::Unavailable(_)) => Ok(None),
                 other => other,
             }
