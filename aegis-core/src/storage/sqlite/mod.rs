@@ -184,8 +184,8 @@ impl SqliteStorage {
     }
 
     /// Runs `f` on the writer connection when it is free within a moment;
-    /// `Ok(None)` when it is not, or when the database cannot be written
-    /// (a dashboard given read access only): the caller has another way.
+    /// `Ok(None)` when it is not, or when the database refuses the write
+    /// (locked for long by another process): the caller has another way.
     async fn write_if_free<T, F>(&self, f: F) -> Result<Option<T>>
     where
         T: Send + 'static,
