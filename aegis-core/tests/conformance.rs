@@ -524,10 +524,12 @@ async fn rolling_windows_match_the_naive_model(store: Store) {
         (35, 25_000),
         (20, 150),
         (12, 150),
+        (6, 150),
+        (2, 150),
+        (0, 150),
     ];
-    let steps = steps.into_iter().chain([(6, 150), (2, 150), (0, 150)]);
     let mut cursor = start;
-    for (n, (days_before, fresh)) in steps.enumerate() {
+    for (n, (days_before, fresh)) in steps.into_iter().enumerate() {
         let until = now - Duration::days(days_before) - Duration::minutes(7 * (9 - n as i64));
         let fresh = traffic::skewed_events(&mut rng, cursor, until, fresh);
         // Late arrivals: some inside the windows, some older than every cut.
