@@ -106,7 +106,7 @@ fn bring_to(
         if recount {
             set_building(tx, win, true)?;
         }
-        fold(tx, Rows::After { win }, newest)?;
+        fold(tx, win, Rows::After, newest)?;
         if recount {
             recount_totals(tx, win)?;
         }
@@ -124,7 +124,7 @@ fn build(tx: &Transaction<'_>, win: i64, cut: i64, newest: i64) -> rusqlite::Res
         "INSERT INTO win_state (win, cut, building, seen) VALUES (?1, ?2, 1, 0)",
         [win, cut],
     )?;
-    fold(tx, Rows::All { win }, newest)?;
+    fold(tx, win, Rows::All, newest)?;
     recount_totals(tx, win)
 }
 
@@ -160,29 +160,27 @@ fn recount_totals(tx: &Transaction<'_>, win: i64) -> rusqlite::Result<()> {
     set_building(tx, win, false)
 }
 
-/// Which new bans [`fold`] adds to window `win`.
+/// Which new bans [`fold`] adds to a window.
 enum Rows {
     /// Those after its watermark (found by row id).
-    After { win: i64 },
+    After,
     /// All of history at or after its cut (found through the time index).
-    All { win: i64 },
+    All,
 }
 
-/// Adds new bans up to row `newest` to a window's per-address, per-jail and
-/// per-host rows, and moves its watermark to `newest`.
-fn fold(tx: &Transaction<'_>, rows: Rows, newest: i64) -> rusqlite::Result<()> {
+/// Adds new bans up to row `newest` to window `win`'s per-address, per-jail
+/// and per-host rows, and moves its watermark to `newest`.
+fn fold(tx: &Transaction<'_>, win: i64, rows: Rows, newest: i64) -> rusqlite::Result<()> {
     // NOT INDEXED keeps the planner from scanning an index instead of the row ids.
-    let (source, win) = match rows {
-        Rows::After { win } => (
+    let source = match rows {
+        Rows::After => {
             "win_state w CROSS JOIN events e NOT INDEXED
-             ON e.id > w.seen AND e.id <= ?2 AND e.time >= w.cut AND w.win = ?1",
-            win,
-        ),
-        Rows::All { win } => (
+             ON e.id > w.seen AND e.id <= ?2 AND e.time >= w.cut AND w.win = ?1"
+        }
+        Rows::All => {
             "win_state w CROSS JOIN events e INDEXED BY events_time
-             ON e.time >= w.cut AND e.id <= ?2 AND w.win = ?1",
-            win,
-        ),
+             ON e.time >= w.cut AND e.id <= ?2 AND w.win = ?1"
+        }
     };
     const NEW_BANS: &str = "e.kind = 0 AND e.restored = 0";
     tx.prepare_cached(&format!(
