@@ -46,6 +46,9 @@ pub fn asn_key(asn: i64) -> String {
     format!("AS{asn}")
 }
 
+/// A UTC day, the unit of the per-address summaries.
+pub const DAY_MS: i64 = 86_400_000;
+
 /// Bans are counted per 15-minute slot: every time zone in use today is a
 /// whole number of slots from UTC, so slots add up to exact local days.
 pub const SLOT_MS: i64 = 900_000;

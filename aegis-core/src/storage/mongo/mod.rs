@@ -1,16 +1,20 @@
 //! The MongoDB backend, for many hosts reporting into one store: local or
 //! remote URIs, replica sets, Atlas (`mongodb+srv://`).
 //!
-//! One `events` collection holds every event with its geolocation; statistics
-//! are aggregation pipelines run by the server, grouping before anything comes
-//! back. `geo_cache` keeps the online provider's answers.
+//! One `events` collection holds every event with its geolocation; summaries
+//! kept on insert (`tally`) hold new bans per address and day and per
+//! 15-minute slot; statistics are aggregation pipelines over them and the
+//! events at a range's edges, run by the server, grouping before anything
+//! comes back. `geo_cache` keeps the online provider's answers.
 
 mod doc;
 mod stats;
+mod tally;
 
 use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,7 +23,7 @@ use chrono_tz::Tz;
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::error::ErrorKind;
-use mongodb::options::ClientOptions;
+use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, IndexModel};
 
 use super::{GeoCache, Storage, StorageUrl};
@@ -30,6 +34,8 @@ use crate::query::{
     TopBy, TopEntry,
 };
 use doc::{from_doc, key_of};
+use stats::Source;
+use tally::Tallies;
 
 /// How long to look for a server, and to connect to one, unless the URI says
 /// otherwise: ingestion must never hang on a dead server.
@@ -43,6 +49,7 @@ const DUPLICATE_KEY: i32 = 11000;
 #[derive(Clone)]
 pub struct MongoStorage {
     events: Collection<Document>,
+    tallies: Arc<Tallies>,
     geo_cache: Collection<Document>,
     database: String,
     shown: String,
@@ -96,8 +103,10 @@ impl MongoStorage {
             .unwrap_or_else(|| DEFAULT_DATABASE.into());
         let client = Client::with_options(options).map_err(mongo_err)?;
         let db = client.database(&name);
+        let events = db.collection("events");
         let store = MongoStorage {
-            events: db.collection("events"),
+            tallies: Arc::new(Tallies::new(&db, events.clone())),
+            events,
             geo_cache: db.collection("geo_cache"),
             database: name,
             shown: url.to_string(),
@@ -131,17 +140,36 @@ impl MongoStorage {
             index(doc! { "network": 1 }),
             index(doc! { "kind": 1, "expires": 1 }),
         ]);
-        let unique = mongodb::options::IndexOptions::builder()
-            .unique(true)
-            .build();
+        let unique = IndexOptions::builder().unique(true).build();
         let geo_cache = self.geo_cache.create_indexes([IndexModel::builder()
             .keys(doc! { "ip": 1 })
             .options(unique)
             .build()]);
-        tokio::try_join!(async { events.await.map_err(mongo_err) }, async {
-            geo_cache.await.map_err(mongo_err)
-        },)?;
+        let db = self.events.client().database(&self.database);
+        let summaries = Tallies::indexes().map(|(coll, keys, sparse)| {
+            let options = IndexOptions::builder().sparse(sparse).build();
+            let model = IndexModel::builder().keys(keys).options(options).build();
+            let coll = db.collection::<Document>(coll);
+            async move { coll.create_index(model).await.map_err(mongo_err) }
+        });
+        tokio::try_join!(
+            async { events.await.map_err(mongo_err) },
+            async { geo_cache.await.map_err(mongo_err) },
+            futures_util::future::try_join_all(summaries),
+        )?;
         Ok(())
+    }
+
+    fn source(&self, summarised: bool) -> Source<'_> {
+        Source {
+            tallies: &self.tallies,
+            summarised,
+        }
+    }
+
+    /// What statistics read: the summaries once they hold every ban.
+    async fn stats(&self) -> Result<Source<'_>> {
+        Ok(self.source(self.tallies.ready().await?))
     }
 
     /// Events matching `filter` in `sort` order: one page, or all of them.
@@ -185,38 +213,28 @@ fn with_url(url: &StorageUrl, e: Error) -> Error {
 impl Storage for MongoStorage {
     async fn record_batch(&self, events: &[BanEvent]) -> Result<BatchOutcome> {
         let mut seen = HashSet::new();
-        let docs: Vec<Document> = events
-            .iter()
-            .filter(|e| seen.insert(e.id()))
-            .map(doc::to_doc)
-            .collect();
-        let repeated = (events.len() - docs.len()) as u64;
-        if docs.is_empty() {
+        let unique: Vec<&BanEvent> = events.iter().filter(|e| seen.insert(e.id())).collect();
+        let repeated = (events.len() - unique.len()) as u64;
+        if unique.is_empty() {
             return Ok(BatchOutcome {
                 inserted: 0,
                 duplicates: repeated,
             });
         }
-        let total = docs.len() as u64;
+        let docs: Vec<Document> = unique.iter().map(|e| doc::to_doc(e)).collect();
         // Unordered: one stored event does not stop the others.
-        let duplicates = match self.events.insert_many(docs).ordered(false).await {
-            Ok(_) => 0,
-            Err(e) => match e.kind.as_ref() {
-                ErrorKind::InsertMany(failure)
-                    if failure.write_concern_error.is_none()
-                        && failure
-                            .write_errors
-                            .iter()
-                            .flatten()
-                            .all(|w| w.code == DUPLICATE_KEY) =>
-                {
-                    failure.write_errors.as_ref().map_or(0, Vec::len) as u64
+        let stored = self
+            .tallies
+            .insert_and_fold(&unique, docs, |docs| async {
+                match self.events.insert_many(docs).ordered(false).await {
+                    Ok(_) => Ok(Vec::new()),
+                    Err(e) => tally::duplicates(e),
                 }
-                _ => return Err(mongo_err(e)),
-            },
-        };
+            })
+            .await?;
+        let duplicates = stored.len() as u64;
         Ok(BatchOutcome {
-            inserted: total - duplicates,
+            inserted: unique.len() as u64 - duplicates,
             duplicates: duplicates + repeated,
         })
     }
@@ -247,26 +265,23 @@ impl Storage for MongoStorage {
     }
 
     async fn summary(&self, query: &StatsQuery) -> Result<Summary> {
-        stats::summary(&self.events, query, Utc::now()).await
+        self.stats().await?.summary(query, Utc::now()).await
     }
 
     async fn ban_count(&self, query: &StatsQuery) -> Result<u64> {
-        self.events
-            .count_documents(doc::new_bans(query))
-            .await
-            .map_err(mongo_err)
+        self.stats().await?.ban_count(query).await
     }
 
     async fn bans_per_day(&self, query: &StatsQuery, tz: Tz) -> Result<Vec<DayCount>> {
-        stats::bans_per_day(&self.events, query, tz).await
+        self.stats().await?.bans_per_day(query, tz).await
     }
 
     async fn top_offenders(&self, query: &StatsQuery, limit: u32) -> Result<Vec<Offender>> {
-        stats::top_offenders(&self.events, query, limit).await
+        self.stats().await?.top_offenders(query, limit).await
     }
 
     async fn top(&self, query: &StatsQuery, by: TopBy, limit: u32) -> Result<Vec<TopEntry>> {
-        stats::top(&self.events, query, by, limit).await
+        self.stats().await?.top(query, by, limit).await
     }
 
     async fn ip_history(&self, ip: IpAddr) -> Result<Vec<StoredEvent>> {
@@ -279,11 +294,14 @@ impl Storage for MongoStorage {
     }
 
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
-        self.events
+        let deleted = self
+            .events
             .delete_many(doc! { "time": { "$lt": doc::bson_time(before) } })
             .await
-            .map(|r| r.deleted_count)
-            .map_err(mongo_err)
+            .map_err(mongo_err)?
+            .deleted_count;
+        self.tallies.pruned(before).await?;
+        Ok(deleted)
     }
 
     async fn set_geo(&self, ip: IpAddr, geo: &Geo) -> Result<u64> {
@@ -295,16 +313,21 @@ impl Storage for MongoStorage {
             .map(|f| (f.to_string(), "".into()))
             .collect();
         if !set.is_empty() {
-            update.insert("$set", set);
+            update.insert("$set", set.clone());
         }
         if !unset.is_empty() {
             update.insert("$unset", unset);
         }
-        self.events
+        let before = self.ip_history(ip).await?;
+        let changed = self
+            .events
             .update_many(doc! { "ip_key": key_of(ip) }, update)
             .await
-            .map(|r| r.modified_count)
-            .map_err(mongo_err)
+            .map_err(mongo_err)?
+            .modified_count;
+        let before: Vec<BanEvent> = before.into_iter().map(|s| s.event).collect();
+        self.tallies.relocated(ip, &before, &set).await?;
+        Ok(changed)
     }
 
     async fn distinct_ips(&self, after: Option<IpAddr>, limit: u32) -> Result<Vec<IpAddr>> {
@@ -319,6 +342,10 @@ impl Storage for MongoStorage {
         rows.iter()
             .map(|d| doc::ip_of_key(d.get_str("_id").unwrap_or_default()))
             .collect()
+    }
+
+    async fn maintain(&self) -> Result<()> {
+        self.tallies.catch_up().await.map(drop)
     }
 
     fn geo_cache(&self) -> &dyn GeoCache {
@@ -365,7 +392,7 @@ impl GeoCache for MongoStorage {
                     update.insert("$unset", doc! { "geo": "" });
                 }
             }
-            update.insert("$set", set);
+            update.insert("$set", set.clone());
             let filter = doc! { "ip": key_of(*ip) };
             let upsert = || {
                 self.geo_cache

@@ -1,5 +1,10 @@
-//! Statistics as aggregation pipelines: the server groups, only the groups
-//! come back (one row per address, country, day slot, …), never the events.
+//! Statistics as aggregation pipelines over the summaries (`tally`): whole
+//! UTC days from `ip_days`, whole 15-minute slots from `slot_bans`, and only
+//! the partial day or slot at each edge of a range from `events`. The server
+//! groups; only the groups come back (one row per address, country, slot, …).
+//!
+//! With `RUST_LOG=aegis_core::mongo=trace` each pipeline also logs how many
+//! documents its `$match` stages select: the documents it reads.
 
 use std::collections::HashMap;
 
@@ -11,22 +16,88 @@ use mongodb::Collection;
 
 use super::doc::{bson_time, ip_of_key, narrow, new_bans, time};
 use super::mongo_err;
+use super::tally::{Tallies, SLOTS_PER_DAY};
 use crate::error::Result;
 use crate::query::{DayCount, Offender, StatsQuery, Summary, TopBy, TopEntry};
-use crate::storage::shared::{self, asn_key, LocalDays, DEFAULT_BANTIME_S};
+use crate::storage::shared::{self, asn_key, LocalDays, DAY_MS, DEFAULT_BANTIME_S, SLOT_MS};
+
+/// Where [`run`] logs the documents each pipeline reads.
+const READS: &str = "aegis_core::mongo::reads";
 
 pub async fn run(
-    events: &Collection<Document>,
+    coll: &Collection<Document>,
     pipeline: impl IntoIterator<Item = Document>,
 ) -> Result<Vec<Document>> {
-    events
-        .aggregate(pipeline)
+    let pipeline: Vec<Document> = pipeline.into_iter().collect();
+    if tracing::enabled!(target: READS, tracing::Level::TRACE) {
+        let documents = documents_read(coll, &pipeline).await?;
+        tracing::trace!(target: READS, collection = coll.name(), documents);
+    }
+    coll.aggregate(pipeline)
         .allow_disk_use(true)
         .await
         .map_err(mongo_err)?
         .try_collect()
         .await
         .map_err(mongo_err)
+}
+
+/// The documents a pipeline's leading `$match` selects, and those of each
+/// `$unionWith` it reads.
+async fn documents_read(coll: &Collection<Document>, pipeline: &[Document]) -> Result<u64> {
+    let leading = |stages: &[Document]| {
+        stages
+            .first()
+            .and_then(|s| s.get_document("$match").ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut n = coll
+        .count_documents(leading(pipeline))
+        .await
+        .map_err(mongo_err)?;
+    for union in pipeline
+        .iter()
+        .filter_map(|s| s.get_document("$unionWith").ok())
+    {
+        let other = coll.client().database(&coll.namespace().db);
+        let stages: Vec<Document> = union
+            .get_array("pipeline")
+            .map(|a| a.iter().filter_map(|s| s.as_document().cloned()).collect())
+            .unwrap_or_default();
+        n += other
+            .collection::<Document>(union.get_str("coll").unwrap_or_default())
+            .count_documents(leading(&stages))
+            .await
+            .map_err(mongo_err)?;
+    }
+    Ok(n)
+}
+
+/// New bans per slot among the events `matching`.
+async fn slots_of_events(
+    events: &Collection<Document>,
+    matching: Document,
+) -> Result<Vec<(i64, u64)>> {
+    let rows = run(
+        events,
+        [
+            doc! { "$match": matching },
+            doc! { "$group": { "_id": "$slot", "bans": { "$sum": 1 } } },
+        ],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let slot = match r.get("_id")? {
+                Bson::Int64(v) => *v,
+                Bson::Int32(v) => i64::from(*v),
+                _ => return None,
+            };
+            Some((slot, count(r.get("bans"))))
+        })
+        .collect())
 }
 
 /// A count in a result document (the server picks its number type).
@@ -39,50 +110,274 @@ fn count(v: Option<&Bson>) -> u64 {
     }
 }
 
-/// Distinct values of `field` among `matching` events (grouped, then counted, so
-/// no single document has to hold them all).
-async fn distinct(events: &Collection<Document>, matching: &Document, field: &str) -> Result<u64> {
-    let rows = run(
-        events,
-        [
-            doc! { "$match": matching.clone() },
+/// What the statistics read, and whether the summaries cover every ban.
+pub struct Source<'a> {
+    pub tallies: &'a Tallies,
+    pub summarised: bool,
+}
+
+/// An event as a row of `ip_days`.
+fn as_bucket() -> Document {
+    doc! { "$project": {
+        "ip_key": 1, "network": 1, "host": 1, "jail": 1, "country": 1, "asn": 1, "as_org": 1,
+        "bans": { "$literal": 1 }, "first": "$time", "last": "$time",
+    } }
+}
+
+/// New bans in `[from, to)` ranges, narrowed like `q`.
+fn new_bans_in(q: &StatsQuery, ranges: &[(i64, i64)]) -> Document {
+    let times: Vec<Document> = ranges
+        .iter()
+        .filter(|(from, to)| from < to)
+        .map(|&(from, to)| doc! { "time": { "$gte": millis(from), "$lt": millis(to) } })
+        .collect();
+    let mut d = doc! { "kind": 0, "restored": false, "$or": times };
+    narrow(&mut d, q);
+    d
+}
+
+fn millis(ms: i64) -> mongodb::bson::DateTime {
+    mongodb::bson::DateTime::from_millis(ms)
+}
+
+/// The whole `unit`s inside a range, and whether there are any.
+fn whole(q: &StatsQuery, unit: i64) -> Option<(i64, i64)> {
+    let (since, until) = (q.since.timestamp_millis(), q.until.timestamp_millis());
+    let (first, end) = ((since + unit - 1).div_euclid(unit), until.div_euclid(unit));
+    (first < end).then_some((first * unit, end * unit))
+}
+
+impl Source<'_> {
+    /// New bans in the query's range and scope as rows of `ip_days`
+    /// (`bans`, `first`, `last` and what they are of): the collection to
+    /// aggregate and the stages that start the pipeline.
+    fn buckets(&self, q: &StatsQuery) -> (&Collection<Document>, Vec<Document>) {
+        let (since, until) = (q.since.timestamp_millis(), q.until.timestamp_millis());
+        match whole(q, DAY_MS).filter(|_| self.summarised) {
+            Some((from, to)) => {
+                let mut days = doc! { "day": { "$gte": millis(from), "$lt": millis(to) } };
+                narrow(&mut days, q);
+                let mut stages = vec![doc! { "$match": days }];
+                if since < from || to < until {
+                    stages.push(doc! { "$unionWith": {
+                        "coll": self.tallies.events.name(),
+                        "pipeline": [
+                            { "$match": new_bans_in(q, &[(since, from), (to, until)]) },
+                            as_bucket(),
+                        ],
+                    } });
+                }
+                (&self.tallies.ip_days, stages)
+            }
+            None => (
+                &self.tallies.events,
+                vec![doc! { "$match": new_bans(q) }, as_bucket()],
+            ),
+        }
+    }
+
+    /// New bans per 15-minute slot in the query's range and scope.
+    async fn slots(&self, q: &StatsQuery) -> Result<Vec<(i64, u64)>> {
+        let (since, until) = (q.since.timestamp_millis(), q.until.timestamp_millis());
+        let narrowed: Vec<(&str, &str)> = [
+            ("host", &q.scope.host),
+            ("jail", &q.scope.jail),
+            ("country", &q.scope.country),
+        ]
+        .into_iter()
+        .filter_map(|(by, v)| v.as_deref().map(|v| (by, v)))
+        .collect();
+        // Slots are kept per one facet at a time: two at once read events.
+        let by = match narrowed[..] {
+            [] => Some(("all", "")),
+            [one] => Some(one),
+            _ => None,
+        };
+        let Some(((from, to), (by, key))) = whole(q, SLOT_MS).zip(by).filter(|_| self.summarised)
+        else {
+            return slots_of_events(&self.tallies.events, new_bans(q)).await;
+        };
+        let (first, end) = (from / SLOT_MS, to / SLOT_MS);
+        let days = doc! { "by": by, "key": key, "day": {
+            "$gte": millis(first.div_euclid(SLOTS_PER_DAY) * DAY_MS),
+            "$lt": millis(((end - 1).div_euclid(SLOTS_PER_DAY) + 1) * DAY_MS),
+        } };
+        let edges = async {
+            if since < from || to < until {
+                let edges = new_bans_in(q, &[(since, from), (to, until)]);
+                slots_of_events(&self.tallies.events, edges).await
+            } else {
+                Ok(Vec::new())
+            }
+        };
+        let (days, mut slots) = tokio::try_join!(
+            run(&self.tallies.slot_bans, [doc! { "$match": days }]),
+            edges
+        )?;
+        for d in &days {
+            let day = time(d, "day")?.timestamp_millis() / SLOT_MS;
+            for (field, bans) in d {
+                let Some(slot) = field.strip_prefix('q').and_then(|n| n.parse::<i64>().ok()) else {
+                    continue;
+                };
+                let slot = day + slot;
+                if (first..end).contains(&slot) {
+                    slots.push((slot, count(Some(bans))));
+                }
+            }
+        }
+        Ok(slots)
+    }
+
+    /// Distinct values of `field` among the query's new bans (grouped, then
+    /// counted, so no single document has to hold them all).
+    async fn distinct(&self, q: &StatsQuery, field: &str) -> Result<u64> {
+        let (coll, mut pipeline) = self.buckets(q);
+        pipeline.extend([
             doc! { "$match": { field: { "$exists": true, "$ne": Bson::Null } } },
             doc! { "$group": { "_id": format!("${field}") } },
             doc! { "$count": "n" },
-        ],
-    )
-    .await?;
-    Ok(rows.first().map_or(0, |d| count(d.get("n"))))
-}
+        ]);
+        let rows = run(coll, pipeline).await?;
+        Ok(rows.first().map_or(0, |d| count(d.get("n"))))
+    }
 
-pub async fn summary(
-    events: &Collection<Document>,
-    q: &StatsQuery,
-    now: DateTime<Utc>,
-) -> Result<Summary> {
-    let scope = new_bans(q);
-    let bans = async {
-        events
-            .count_documents(scope.clone())
-            .await
-            .map_err(mongo_err)
-    };
-    let (bans, unique_ips, countries, jails, hosts, currently_banned) = tokio::try_join!(
-        bans,
-        distinct(events, &scope, "ip_key"),
-        distinct(events, &scope, "country"),
-        distinct(events, &scope, "jail"),
-        distinct(events, &scope, "host"),
-        currently_banned(events, q, now),
-    )?;
-    Ok(Summary {
-        bans,
-        unique_ips,
-        countries,
-        jails,
-        hosts,
-        currently_banned,
-    })
+    /// New bans and distinct addresses.
+    async fn bans_and_addresses(&self, q: &StatsQuery) -> Result<(u64, u64)> {
+        let (coll, mut pipeline) = self.buckets(q);
+        pipeline.extend([
+            doc! { "$group": { "_id": "$ip_key", "bans": { "$sum": "$bans" } } },
+            doc! { "$group": { "_id": Bson::Null, "ips": { "$sum": 1 }, "bans": { "$sum": "$bans" } } },
+        ]);
+        let rows = run(coll, pipeline).await?;
+        Ok(rows
+            .first()
+            .map_or((0, 0), |d| (count(d.get("bans")), count(d.get("ips")))))
+    }
+
+    pub async fn summary(&self, q: &StatsQuery, now: DateTime<Utc>) -> Result<Summary> {
+        let ((bans, unique_ips), countries, jails, hosts, currently_banned) = tokio::try_join!(
+            self.bans_and_addresses(q),
+            self.distinct(q, "country"),
+            self.distinct(q, "jail"),
+            self.distinct(q, "host"),
+            currently_banned(&self.tallies.events, q, now),
+        )?;
+        Ok(Summary {
+            bans,
+            unique_ips,
+            countries,
+            jails,
+            hosts,
+            currently_banned,
+        })
+    }
+
+    pub async fn ban_count(&self, q: &StatsQuery) -> Result<u64> {
+        Ok(self.slots(q).await?.iter().map(|(_, n)| n).sum())
+    }
+
+    pub async fn bans_per_day(&self, q: &StatsQuery, tz: Tz) -> Result<Vec<DayCount>> {
+        let Some(mut days) = LocalDays::of(q, tz) else {
+            return Ok(Vec::new());
+        };
+        let whole_days = StatsQuery {
+            since: days.from,
+            until: days.to,
+            ..q.clone()
+        };
+        for (slot, bans) in self.slots(&whole_days).await? {
+            days.add(slot, bans)?;
+        }
+        Ok(days.finish())
+    }
+
+    pub async fn top_offenders(&self, q: &StatsQuery, limit: u32) -> Result<Vec<Offender>> {
+        let (coll, mut pipeline) = self.buckets(q);
+        pipeline.extend([
+            doc! { "$sort": { "last": 1 } },
+            doc! { "$group": {
+                "_id": "$ip_key",
+                "bans": { "$sum": "$bans" },
+                "first": { "$min": "$first" },
+                "last": { "$max": "$last" },
+                "jails": { "$addToSet": "$jail" },
+                "country": { "$last": "$country" },
+            } },
+            doc! { "$sort": { "bans": -1, "last": -1, "_id": 1 } },
+            doc! { "$limit": i64::from(limit) },
+        ]);
+        let rows = run(coll, pipeline).await?;
+        rows.iter()
+            .map(|r| {
+                let mut jails: Vec<String> = r
+                    .get_array("jails")
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|j| j.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                jails.sort();
+                Ok(Offender {
+                    ip: ip_of_key(r.get_str("_id").unwrap_or_default())?,
+                    bans: count(r.get("bans")),
+                    first_seen: time(r, "first")?,
+                    last_seen: time(r, "last")?,
+                    jails,
+                    country: r.get_str("country").ok().map(str::to_owned),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn top(&self, q: &StatsQuery, by: TopBy, limit: u32) -> Result<Vec<TopEntry>> {
+        let field = match by {
+            TopBy::Country => "country",
+            TopBy::Jail => "jail",
+            TopBy::Host => "host",
+            TopBy::Asn => "asn",
+            TopBy::Network => "network",
+        };
+        let (coll, mut pipeline) = self.buckets(q);
+        pipeline.extend([
+            doc! { "$match": { field: { "$exists": true, "$ne": Bson::Null } } },
+            doc! { "$group": {
+                "_id": { "key": format!("${field}"), "ip": "$ip_key" },
+                "bans": { "$sum": "$bans" },
+                "label": { "$max": "$as_org" },
+            } },
+            doc! { "$group": {
+                "_id": "$_id.key",
+                "bans": { "$sum": "$bans" },
+                "ips": { "$sum": 1 },
+                "label": { "$max": "$label" },
+            } },
+            doc! { "$sort": { "bans": -1, "_id": 1 } },
+            doc! { "$limit": i64::from(limit) },
+        ]);
+        let rows = run(coll, pipeline).await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let key = match r.get("_id") {
+                    Some(Bson::String(s)) => s.clone(),
+                    Some(Bson::Int64(n)) => asn_key(*n),
+                    Some(Bson::Int32(n)) => asn_key(i64::from(*n)),
+                    other => other.map(ToString::to_string).unwrap_or_default(),
+                };
+                TopEntry {
+                    key,
+                    label: match by {
+                        TopBy::Asn => r.get_str("label").ok().map(str::to_owned),
+                        _ => None,
+                    },
+                    bans: count(r.get("bans")),
+                    unique_ips: count(r.get("ips")),
+                }
+            })
+            .collect())
+    }
 }
 
 /// Address, host and jail: what a ban applies to.
@@ -97,9 +392,9 @@ fn ban_key(row: &Document) -> BanKey {
 
 /// Addresses whose latest ban (per host and jail) has neither expired nor been
 /// followed by an unban. Only bans in force are read (by their `expires`,
-/// kept on insert; events stored before it was kept are read too), so the cost
-/// follows the bans in force, not the history; then the later bans and unbans
-/// of those addresses.
+/// kept on insert; events stored before it was kept are read too), then the
+/// later bans and unbans of those addresses: the cost follows the bans in
+/// force and the longest of them, not the history.
 async fn currently_banned(
     events: &Collection<Document>,
     q: &StatsQuery,
@@ -152,7 +447,9 @@ async fn currently_banned(
         return Ok(0);
     }
     let ips: Vec<&str> = active.keys().map(|(ip, _, _)| ip.as_str()).collect();
-    let mut later = doc! { "ip_key": { "$in": ips } };
+    // Only what came after the oldest ban in force can end one.
+    let oldest = active.values().min().copied().unwrap_or(now);
+    let mut later = doc! { "ip_key": { "$in": ips }, "time": { "$gte": bson_time(oldest) } };
     narrow(&mut later, q);
     let latest = run(
         events,
@@ -181,138 +478,4 @@ async fn currently_banned(
     let addresses: std::collections::HashSet<&String> =
         active.keys().map(|(ip, _, _)| ip).collect();
     Ok(addresses.len() as u64)
-}
-
-pub async fn bans_per_day(
-    events: &Collection<Document>,
-    q: &StatsQuery,
-    tz: Tz,
-) -> Result<Vec<DayCount>> {
-    let Some(mut days) = LocalDays::of(q, tz) else {
-        return Ok(Vec::new());
-    };
-    let whole_days = StatsQuery {
-        since: days.from,
-        until: days.to,
-        ..q.clone()
-    };
-    let slots = run(
-        events,
-        [
-            doc! { "$match": new_bans(&whole_days) },
-            doc! { "$group": { "_id": "$slot", "bans": { "$sum": 1 } } },
-        ],
-    )
-    .await?;
-    for s in &slots {
-        let slot = match s.get("_id") {
-            Some(Bson::Int64(v)) => *v,
-            Some(Bson::Int32(v)) => i64::from(*v),
-            _ => continue,
-        };
-        days.add(slot, count(s.get("bans")))?;
-    }
-    Ok(days.finish())
-}
-
-pub async fn top_offenders(
-    events: &Collection<Document>,
-    q: &StatsQuery,
-    limit: u32,
-) -> Result<Vec<Offender>> {
-    let rows = run(
-        events,
-        [
-            doc! { "$match": new_bans(q) },
-            doc! { "$sort": { "time": 1 } },
-            doc! { "$group": {
-                "_id": "$ip_key",
-                "bans": { "$sum": 1 },
-                "first": { "$min": "$time" },
-                "last": { "$max": "$time" },
-                "jails": { "$addToSet": "$jail" },
-                "country": { "$last": "$country" },
-            } },
-            doc! { "$sort": { "bans": -1, "last": -1, "_id": 1 } },
-            doc! { "$limit": i64::from(limit) },
-        ],
-    )
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let mut jails: Vec<String> = r
-                .get_array("jails")
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|j| j.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
-            jails.sort();
-            Ok(Offender {
-                ip: ip_of_key(r.get_str("_id").unwrap_or_default())?,
-                bans: count(r.get("bans")),
-                first_seen: time(r, "first")?,
-                last_seen: time(r, "last")?,
-                jails,
-                country: r.get_str("country").ok().map(str::to_owned),
-            })
-        })
-        .collect()
-}
-
-pub async fn top(
-    events: &Collection<Document>,
-    q: &StatsQuery,
-    by: TopBy,
-    limit: u32,
-) -> Result<Vec<TopEntry>> {
-    let field = match by {
-        TopBy::Country => "country",
-        TopBy::Jail => "jail",
-        TopBy::Host => "host",
-        TopBy::Asn => "asn",
-        TopBy::Network => "network",
-    };
-    let rows = run(
-        events,
-        [
-            doc! { "$match": new_bans(q) },
-            doc! { "$match": { field: { "$exists": true, "$ne": Bson::Null } } },
-            doc! { "$group": {
-                "_id": { "key": format!("${field}"), "ip": "$ip_key" },
-                "bans": { "$sum": 1 },
-                "label": { "$max": "$as_org" },
-            } },
-            doc! { "$group": {
-                "_id": "$_id.key",
-                "bans": { "$sum": "$bans" },
-                "ips": { "$sum": 1 },
-                "label": { "$max": "$label" },
-            } },
-            doc! { "$sort": { "bans": -1, "_id": 1 } },
-            doc! { "$limit": i64::from(limit) },
-        ],
-    )
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let key = match r.get("_id") {
-                Some(Bson::String(s)) => s.clone(),
-                Some(Bson::Int64(n)) => asn_key(*n),
-                Some(Bson::Int32(n)) => asn_key(i64::from(*n)),
-                other => other.map(ToString::to_string).unwrap_or_default(),
-            };
-            TopEntry {
-                key,
-                label: match by {
-                    TopBy::Asn => r.get_str("label").ok().map(str::to_owned),
-                    _ => None,
-                },
-                bans: count(r.get("bans")),
-                unique_ips: count(r.get("ips")),
-            }
-        })
-        .collect())
 }

@@ -13,8 +13,7 @@ use crate::ipkey::ip_key;
 use crate::query::{network_of, BatchOutcome};
 use crate::storage::shared::{kind_code, DEFAULT_BANTIME_S};
 
-pub(super) const DAY_MS: i64 = 86_400_000;
-pub(super) use crate::storage::shared::SLOT_MS;
+pub(super) use crate::storage::shared::{DAY_MS, SLOT_MS};
 
 pub(super) fn insert(conn: &mut Connection, events: &[BanEvent]) -> Result<BatchOutcome> {
     // IMMEDIATE: take the write lock up front, so concurrent writers queue on the
