@@ -1,17 +1,25 @@
 //! MongoDB beside the embedded store, in the same run and on the same
-//! generated traffic: record throughput (one event at a time, and 10k bulk
-//! batches) and the dashboard statistics.
+//! generated traffic: record throughput (one event at a time, and a batch
+//! per day of traffic), the dashboard statistics, and the documents MongoDB reads for
+//! each of them at every range, beside what the pipelines before the
+//! summaries read.
 //!
 //! `AEGIS_BENCH_MONGODB_URI=mongodb://127.0.0.1:27017 cargo bench -p aegis-core --bench mongodb`
 //! (size: `AEGIS_BENCH_MONGODB_SIZE`, default 1000000). A database named
 //! `aegis_bench_<pid>` is created on that server.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aegis_core::{connect, BanEvent, StatsQuery, Storage, StorageUrl, TopBy};
+use aegis_core::{
+    connect, BanEvent, EventFilter, EventKind, StatsQuery, Storage, StorageUrl, TopBy,
+};
 use aegis_testkit::traffic::year_of_attacks;
 use chrono::Utc;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
@@ -42,10 +50,13 @@ async fn one_at_a_time(store: &dyn Storage, events: &[BanEvent]) -> f64 {
     events.len() as f64 / t.elapsed().as_secs_f64()
 }
 
+/// One batch per UTC day of traffic: the test server scans a whole collection
+/// for every update, so batches that share no day leave every summary
+/// document to be inserted, never updated (real MongoDB updates by `_id`).
 async fn bulk(store: &dyn Storage, events: &[BanEvent]) -> f64 {
     let t = Instant::now();
-    for chunk in events.chunks(10_000) {
-        store.record_batch(chunk).await.expect("record_batch");
+    for day in events.chunk_by(|a, b| a.time.date_naive() == b.time.date_naive()) {
+        store.record_batch(day).await.expect("record_batch");
     }
     events.len() as f64 / t.elapsed().as_secs_f64()
 }
@@ -97,7 +108,7 @@ async fn main() {
     );
     println!(
         "{:<36} {:>10.0} ev/s {:>10.0} ev/s",
-        "record_batch, 10k per batch", many[0], many[1]
+        "record_batch, one per day of traffic", many[0], many[1]
     );
 
     println!(
@@ -105,40 +116,175 @@ async fn main() {
         "statistic (p50 / p95)", "MongoDB", "SQLite"
     );
     for (label, days) in [("24 h", 1), ("7 days", 7), ("30 days", 30)] {
-        let q = move || StatsQuery::last_days(days);
-        for name in [
-            "summary",
-            "bans per day",
-            "top offenders (10)",
-            "top countries (10)",
-        ] {
+        let q = StatsQuery::last_days(days);
+        for figure in FIGURES {
             let mut cells = Vec::new();
             for (_, store) in stores {
-                let ask = || async {
-                    match name {
-                        "summary" => store.summary(&q()).await.map(|_| ()),
-                        "bans per day" => store
-                            .bans_per_day(&q(), chrono_tz::Europe::Berlin)
-                            .await
-                            .map(|_| ()),
-                        "top offenders (10)" => store.top_offenders(&q(), 10).await.map(|_| ()),
-                        _ => store.top(&q(), TopBy::Country, 10).await.map(|_| ()),
-                    }
-                };
                 // A server too slow for the driver's heartbeat fails: say so, go on.
-                if let Err(e) = ask().await {
+                if let Err(e) = figure.ask(store, &q).await {
                     cells.push(format!("failed: {e}").chars().take(21).collect());
                     continue;
                 }
-                let (p50, p95) = measure(5, || async { ask().await.ok() }).await;
+                let (p50, p95) = measure(5, || async { figure.ask(store, &q).await.ok() }).await;
                 cells.push(format!("{} / {}", ms(p50), ms(p95)));
             }
             println!(
                 "{:<36} {:>21} {:>21}",
-                format!("{name}, {label}"),
+                format!("{}, {label}", figure.name()),
                 cells[0],
                 cells[1]
             );
         }
+    }
+
+    documents_read(mongo.as_ref(), end).await;
+}
+
+/// What the dashboard asks a store.
+#[derive(Clone, Copy)]
+enum Figure {
+    Summary,
+    BanCount,
+    BansPerDay,
+    TopOffenders,
+    Top(TopBy),
+}
+
+const FIGURES: [Figure; 9] = [
+    Figure::Summary,
+    Figure::BanCount,
+    Figure::BansPerDay,
+    Figure::TopOffenders,
+    Figure::Top(TopBy::Country),
+    Figure::Top(TopBy::Jail),
+    Figure::Top(TopBy::Host),
+    Figure::Top(TopBy::Asn),
+    Figure::Top(TopBy::Network),
+];
+
+impl Figure {
+    fn name(self) -> String {
+        match self {
+            Figure::Summary => "summary".into(),
+            Figure::BanCount => "ban count".into(),
+            Figure::BansPerDay => "bans per day".into(),
+            Figure::TopOffenders => "top offenders (10)".into(),
+            Figure::Top(by) => format!("top {by:?} (10)").to_lowercase(),
+        }
+    }
+
+    async fn ask(self, store: &dyn Storage, q: &StatsQuery) -> aegis_core::Result<()> {
+        match self {
+            Figure::Summary => store.summary(q).await.map(drop),
+            Figure::BanCount => store.ban_count(q).await.map(drop),
+            Figure::BansPerDay => store
+                .bans_per_day(q, chrono_tz::Europe::Berlin)
+                .await
+                .map(drop),
+            Figure::TopOffenders => store.top_offenders(q, 10).await.map(drop),
+            Figure::Top(by) => store.top(q, by, 10).await.map(drop),
+        }
+    }
+
+    /// How many pipelines over the range's events the statistics ran before
+    /// the summaries (summary: a count and four distinct counts; "banned now"
+    /// left out, as both read the bans in force).
+    fn pipelines_before(self) -> u64 {
+        match self {
+            Figure::Summary => 5,
+            _ => 1,
+        }
+    }
+}
+
+/// Documents read, as the backend logs them (`aegis_core::mongo::reads`).
+static READ: AtomicU64 = AtomicU64::new(0);
+static METERING: AtomicBool = AtomicBool::new(false);
+
+struct Meter;
+
+impl<S: tracing::Subscriber> Layer<S> for Meter {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+
+    fn enabled(&self, meta: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
+        METERING.load(Ordering::Relaxed) && meta.target() == "aegis_core::mongo::reads"
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        struct Documents(u64);
+        impl Visit for Documents {
+            fn record_u64(&mut self, field: &Field, value: u64) {
+                if field.name() == "documents" {
+                    self.0 += value;
+                }
+            }
+            fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
+        }
+        let mut documents = Documents(0);
+        event.record(&mut documents);
+        READ.fetch_add(documents.0, Ordering::Relaxed);
+    }
+}
+
+/// For every figure and range the dashboard offers: the documents MongoDB
+/// reads for it (as its pipelines' `$match` stages select them), beside the
+/// events in the range that the pipelines before the summaries read. Unlike
+/// the test server's speed, these counts carry over to real MongoDB.
+async fn documents_read(store: &dyn Storage, end: chrono::DateTime<Utc>) {
+    tracing_subscriber::registry().with(Meter).init();
+    let day = chrono::Duration::days(1);
+    let ranges = [
+        ("24 h", StatsQuery::range(end - day, end)),
+        ("7 d", StatsQuery::range(end - day * 7, end)),
+        ("30 d", StatsQuery::range(end - day * 30, end)),
+        ("90 d", StatsQuery::range(end - day * 90, end)),
+        ("365 d", StatsQuery::range(end - day * 365, end)),
+        (
+            "7 d a month ago",
+            StatsQuery::range(end - day * 37, end - day * 30),
+        ),
+    ];
+    println!("\ndocuments read, with summaries / before them (one run each, test server time)");
+    print!("{:<22}", "");
+    for (label, _) in &ranges {
+        print!(" {label:>24}");
+    }
+    println!();
+    for figure in FIGURES {
+        print!("{:<22}", figure.name());
+        for (_, q) in &ranges {
+            let in_range = store
+                .count_events(&EventFilter {
+                    kind: Some(EventKind::Ban),
+                    since: Some(q.since),
+                    until: Some(q.until),
+                    ..EventFilter::default()
+                })
+                .await
+                .expect("count");
+            READ.store(0, Ordering::Relaxed);
+            METERING.store(true, Ordering::Relaxed);
+            tracing::callsite::rebuild_interest_cache();
+            let t = Instant::now();
+            let answered = figure.ask(store, q).await;
+            let took = t.elapsed();
+            METERING.store(false, Ordering::Relaxed);
+            let cell = match answered {
+                Ok(()) => format!(
+                    "{} / {} {:>5.1}s",
+                    READ.load(Ordering::Relaxed),
+                    in_range * figure.pipelines_before(),
+                    took.as_secs_f64()
+                ),
+                Err(e) => format!("failed: {e}").chars().take(24).collect(),
+            };
+            print!(" {cell:>24}");
+        }
+        println!();
     }
 }

@@ -136,19 +136,7 @@ impl Tallies {
         Fut: std::future::Future<Output = Result<Vec<usize>>>,
     {
         let mut batches = self.batches.lock().await;
-        if let Some(seq) = batches.unfinished {
-            self.refold(Batch {
-                writer: &self.writer,
-                seq,
-            })
-            .await?;
-            batches.unfinished = None;
-        }
-        let batch = Batch {
-            writer: &self.writer,
-            seq: batches.next,
-        };
-        batches.next += 1;
+        let batch = self.next_batch(&mut batches).await?;
         let mark = batch.mark(Utc::now());
         for (doc, event) in docs.iter_mut().zip(events) {
             if event.is_new_ban() {
@@ -156,6 +144,8 @@ impl Tallies {
                 doc.insert("fold", mark.clone());
             }
         }
+        // Unfinished until folded: an insert that fails may have stored some.
+        batches.unfinished = Some(batch.seq);
         let stored = insert(docs).await?;
         let mut fresh: Vec<&BanEvent> = Vec::with_capacity(events.len());
         let mut already = stored.iter().peekable();
@@ -164,10 +154,27 @@ impl Tallies {
                 fresh.push(e);
             }
         }
-        batches.unfinished = Some(batch.seq);
         self.fold(&fresh, batch).await?;
         batches.unfinished = None;
         Ok(stored)
+    }
+
+    /// This writer's next batch, once any it left unfinished is folded: a
+    /// document must take this writer's batches in order.
+    async fn next_batch(&self, batches: &mut Batches) -> Result<Batch<'_>> {
+        if let Some(seq) = batches.unfinished {
+            self.refold(Batch {
+                writer: &self.writer,
+                seq,
+            })
+            .await?;
+            batches.unfinished = None;
+        }
+        batches.next += 1;
+        Ok(Batch {
+            writer: &self.writer,
+            seq: batches.next - 1,
+        })
     }
 
     /// Folds the events still marked as `batch`, and unmarks them.
@@ -199,14 +206,13 @@ impl Tallies {
                 add_slots(&mut slots, s);
             }
         }
-        self.apply(&self.ip_days, days.values().map(IpDay::summary), batch)
+        // Most address-days are new; a day's slots exist after its first ban.
+        let days = days.values().map(IpDay::summary);
+        self.apply(&self.ip_days, days, batch, Fresh::Likely)
             .await?;
-        self.apply(
-            &self.slot_bans,
-            slots.values().map(DaySlots::summary),
-            batch,
-        )
-        .await?;
+        let slots = slots.values().map(DaySlots::summary);
+        self.apply(&self.slot_bans, slots, batch, Fresh::Unlikely)
+            .await?;
         self.events
             .update_many(batch.marked(), doc! { "$unset": { "fold": "" } })
             .await
@@ -214,27 +220,32 @@ impl Tallies {
         Ok(())
     }
 
-    /// Adds summary contributions to `coll` once each: new documents are
-    /// inserted, existing ones updated if they have not taken `batch`.
+    /// Adds summary contributions to `coll` once each: documents are
+    /// created (by an insert tried first, when they are `Likely` new) or
+    /// updated if they have not taken `batch`.
     async fn apply(
         &self,
         coll: &Collection<Document>,
         parts: impl Iterator<Item = Summary>,
         batch: Batch<'_>,
+        fresh: Fresh,
     ) -> Result<()> {
         let parts: Vec<Summary> = parts.collect();
         if parts.is_empty() {
             return Ok(());
         }
-        let docs = parts.iter().map(|p| p.as_new(batch)).collect::<Vec<_>>();
-        let existing = match coll.insert_many(docs).ordered(false).await {
-            Ok(_) => return Ok(()),
-            Err(e) => duplicates(e)?,
-        };
-        let mut pending: Vec<&Summary> = existing.iter().map(|&i| &parts[i]).collect();
-        // Twice: an update that finds its document gone or just created by
-        // another writer's insert fails as a duplicate once; the second time a
-        // duplicate means the document has taken this batch already.
+        let mut pending: Vec<&Summary> = parts.iter().collect();
+        if fresh == Fresh::Likely {
+            let docs = parts.iter().map(|p| p.as_new(batch)).collect::<Vec<_>>();
+            let existing = match coll.insert_many(docs).ordered(false).await {
+                Ok(_) => return Ok(()),
+                Err(e) => duplicates(e)?,
+            };
+            pending = existing.iter().map(|&i| &parts[i]).collect();
+        }
+        // Twice: an upsert that inserts while another writer creates the same
+        // document fails as a duplicate once; the second time a duplicate
+        // means the document has taken this batch already.
         for _ in 0..2 {
             let mut again = Vec::new();
             for chunk in pending.chunks(UPDATES_PER_COMMAND) {
@@ -364,11 +375,7 @@ impl Tallies {
                 return Ok(folded);
             }
             let mut batches = self.batches.lock().await;
-            let batch = Batch {
-                writer: &self.writer,
-                seq: batches.next,
-            };
-            batches.next += 1;
+            let batch = self.next_batch(&mut batches).await?;
             self.events
                 .update_many(
                     doc! { "_id": { "$in": &ids }, "t": { "$exists": false } },
@@ -414,11 +421,7 @@ impl Tallies {
             .iter()
             .map(|d| from_doc(d).map(|s| s.event))
             .collect::<Result<Vec<_>>>()?;
-        let batch = Batch {
-            writer: &self.writer,
-            seq: batches.next,
-        };
-        batches.next += 1;
+        let batch = self.next_batch(&mut batches).await?;
         self.fold(&events.iter().collect::<Vec<_>>(), batch).await
     }
 
@@ -466,15 +469,19 @@ impl Tallies {
                 }
             }
         }
-        let batch = Batch {
-            writer: &self.writer,
-            seq: batches.next,
-        };
-        batches.next += 1;
+        let batch = self.next_batch(&mut batches).await?;
         let moves = moves.values().map(DaySlots::summary);
-        self.apply(&self.slot_bans, moves.filter(|m| !m.inc.is_empty()), batch)
+        let moves = moves.filter(|m| !m.inc.is_empty());
+        self.apply(&self.slot_bans, moves, batch, Fresh::Unlikely)
             .await
     }
+}
+
+/// Whether the documents a fold adds to are mostly new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fresh {
+    Likely,
+    Unlikely,
 }
 
 fn add_slots(days: &mut HashMap<ObjectId, DaySlots>, slots: DaySlots) {
