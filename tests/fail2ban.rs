@@ -8,11 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aegis_core::EventKind;
+use aegis_core::fail2ban::control::Control;
+use aegis_core::{EventKind, IpNetwork};
 use aegis_testkit::{text, Sandbox};
 
 const BAN_IPS: [&str; 3] = ["203.0.113.7", "198.51.100.23", "2001:db8::5"];
 const BANTIME: u64 = 5;
+/// A jail that only receives bans (no filter, no log, no action).
+const SHARED: &str = "aegis-shared";
 
 struct Fail2ban {
     etc: PathBuf,
@@ -104,7 +107,8 @@ fn start_fail2ban(sb: &Sandbox, authlog: &Path) -> Fail2ban {
             "[DEFAULT]\nbackend = polling\nusedns = no\nignoreip = 127.0.0.1/8 ::1\n\n\
              [sshd]\nenabled = true\nfilter = sshd\nlogpath = {log}\nmaxretry = 3\nfindtime = 60\n\
              bantime = {BANTIME}\nport = ssh\nprotocol = tcp\n\
-             action = aegis[aegis=\"{aegis}\", port=\"%(port)s\", protocol=\"%(protocol)s\"]\n",
+             action = aegis[aegis=\"{aegis}\", port=\"%(port)s\", protocol=\"%(protocol)s\"]\n\n\
+             [{SHARED}]\nenabled = true\nfilter =\naction =\nbantime = 3600\n",
             log = authlog.display()
         ),
     );
@@ -274,4 +278,68 @@ async fn fail2ban_bans_and_unbans_reach_aegis() {
         "{}",
         text(&out)
     );
+}
+
+#[test]
+fn the_control_socket_bans_unbans_and_ignores_like_fail2ban_client() {
+    let sb = Sandbox::new();
+    let authlog = sb.path().join("auth.log");
+    write(&authlog, "");
+    let f2b = start_fail2ban(&sb, &authlog);
+    let socket = f2b.run.join("f2b.sock");
+    let mut c = Control::connect(&socket, Duration::from_secs(10)).unwrap();
+    c.ping().unwrap();
+    let jails = c.jails().unwrap();
+    assert!(
+        jails.iter().any(|j| j == "sshd") && jails.iter().any(|j| j == SHARED),
+        "{jails:?}"
+    );
+
+    let ips: Vec<std::net::IpAddr> = ["203.0.113.50", "2001:db8::50"]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+    assert_eq!(c.ban(SHARED, &ips).unwrap(), 2);
+    assert_eq!(c.ban(SHARED, &ips).unwrap(), 0, "already banned");
+    let mut banned = c.banned(SHARED).unwrap();
+    banned.sort();
+    assert_eq!(banned, ips);
+    // fail2ban's own client sees the same bans.
+    let shown = text(&f2b.client(&["get", SHARED, "banned"]));
+    assert!(
+        shown.contains("203.0.113.50") && shown.contains("2001:db8::50"),
+        "{shown}"
+    );
+    assert_eq!(c.unban(SHARED, &ips[..1]).unwrap(), 1);
+
+    // A burst, in commands of ADDRESSES_PER_COMMAND addresses.
+    let many: Vec<std::net::IpAddr> = (0..1000u32)
+        .map(|i| std::net::Ipv4Addr::from(0x0a01_0000 + i).into())
+        .collect();
+    let started = Instant::now();
+    assert_eq!(c.ban(SHARED, &many).unwrap(), 1000);
+    eprintln!("1,000 bans through the socket: {:?}", started.elapsed());
+    assert_eq!(c.banned(SHARED).unwrap().len(), 1001);
+    assert_eq!(c.unban_everywhere(&many).unwrap(), 1000);
+    assert_eq!(c.banned(SHARED).unwrap(), vec![ips[1]]);
+
+    let allowed: Vec<IpNetwork> = ["192.0.2.0/24", "198.51.100.9/32", "2001:db8:1::/48"]
+        .iter()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    c.ignore(SHARED, &allowed).unwrap();
+    let ignored = c.ignored(SHARED).unwrap();
+    for want in ["192.0.2.0/24", "198.51.100.9", "2001:db8:1::/48"] {
+        assert!(ignored.iter().any(|i| i == want), "{want} in {ignored:?}");
+    }
+
+    // fail2ban's refusals and a missing server are errors that say so.
+    let err = c.ban("nosuchjail", &ips).unwrap_err();
+    assert!(
+        matches!(err, aegis_core::Error::Fail2ban(_)) && err.to_string().contains("nosuchjail"),
+        "{err}"
+    );
+    c.ping().unwrap();
+    let err = Control::connect(&sb.path().join("none.sock"), Duration::from_secs(1)).unwrap_err();
+    assert!(err.to_string().contains("is fail2ban running"), "{err}");
 }

@@ -29,6 +29,9 @@ pub enum Error {
     /// An event could be neither spooled nor stored: the one failure of the ban path.
     #[error("event lost: {0}")]
     Lost(String),
+    /// fail2ban's control socket could not be reached, or fail2ban refused a command.
+    #[error("fail2ban: {0}")]
+    Fail2ban(String),
 }
 
 impl Error {
@@ -39,7 +42,7 @@ impl Error {
             Error::Invalid(_) => 2,
             Error::Config(_) => 3,
             Error::Lost(_) => 4,
-            Error::Unavailable(_) | Error::Storage(_) | Error::Io { .. } => 1,
+            Error::Unavailable(_) | Error::Storage(_) | Error::Io { .. } | Error::Fail2ban(_) => 1,
         }
     }
 
@@ -52,6 +55,7 @@ impl Error {
             Error::Unavailable(m) => Error::Unavailable(f(m)),
             Error::Storage(m) => Error::Storage(f(m)),
             Error::Lost(m) => Error::Lost(f(m)),
+            Error::Fail2ban(m) => Error::Fail2ban(f(m)),
             Error::Io { context, cause } => Error::Io {
                 context: f(context),
                 cause,

@@ -1,5 +1,8 @@
-//! Reading fail2ban's own history: its SQLite database and its log files.
+//! fail2ban itself: its history (its SQLite database and its log files) and
+//! its control socket.
 
+#[cfg(unix)]
+pub mod control;
 #[cfg(feature = "sqlite")]
 mod db;
 mod log;
