@@ -160,16 +160,12 @@ impl MongoStorage {
         Ok(())
     }
 
-    fn source(&self, summarised: bool) -> Source<'_> {
-        Source {
-            tallies: &self.tallies,
-            summarised,
-        }
-    }
-
     /// What statistics read: the summaries once they hold every ban.
     async fn stats(&self) -> Result<Source<'_>> {
-        Ok(self.source(self.tallies.ready().await?))
+        Ok(Source {
+            tallies: &self.tallies,
+            summarised: self.tallies.ready().await?,
+        })
     }
 
     /// Events matching `filter` in `sort` order: one page, or all of them.
