@@ -314,7 +314,10 @@ impl Storage for MongoStorage {
         if !unset.is_empty() {
             update.insert("$unset", unset);
         }
-        let before = self.ip_history(ip).await?;
+        // The summarised bans (or those being folded), as they were.
+        let before = self
+            .find(doc! { "ip_key": key_of(ip), "t": true }, doc! {}, None)
+            .await?;
         let changed = self
             .events
             .update_many(doc! { "ip_key": key_of(ip) }, update)

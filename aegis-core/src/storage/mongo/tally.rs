@@ -376,6 +376,7 @@ impl Tallies {
             }
             let mut batches = self.batches.lock().await;
             let batch = self.next_batch(&mut batches).await?;
+            batches.unfinished = Some(batch.seq);
             self.events
                 .update_many(
                     doc! { "_id": { "$in": &ids }, "t": { "$exists": false } },
@@ -383,7 +384,6 @@ impl Tallies {
                 )
                 .await
                 .map_err(mongo_err)?;
-            batches.unfinished = Some(batch.seq);
             self.refold(batch).await?;
             batches.unfinished = None;
             folded += ids.len() as u64;
