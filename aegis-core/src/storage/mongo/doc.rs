@@ -91,7 +91,8 @@ fn corrupt(what: &str) -> Error {
     shared::corrupt(what, "an event document")
 }
 
-fn int(d: &Document, key: &str) -> Option<i64> {
+/// An integer field, whichever number type the server chose.
+pub fn int(d: &Document, key: &str) -> Option<i64> {
     match d.get(key)? {
         Bson::Int32(v) => Some(i64::from(*v)),
         Bson::Int64(v) => Some(*v),

@@ -14,7 +14,7 @@ use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::Collection;
 
-use super::doc::{bson_time, ip_of_key, narrow, new_bans, time};
+use super::doc::{bson_time, int, ip_of_key, narrow, new_bans, time};
 use super::mongo_err;
 use super::tally::{Tallies, SLOTS_PER_DAY};
 use crate::error::Result;
@@ -89,14 +89,7 @@ async fn slots_of_events(
     .await?;
     Ok(rows
         .iter()
-        .filter_map(|r| {
-            let slot = match r.get("_id")? {
-                Bson::Int64(v) => *v,
-                Bson::Int32(v) => i64::from(*v),
-                _ => return None,
-            };
-            Some((slot, count(r.get("bans"))))
-        })
+        .filter_map(|r| Some((int(r, "_id")?, count(r.get("bans")))))
         .collect())
 }
 
@@ -430,11 +423,7 @@ async fn currently_banned(
     for c in &candidates {
         let key = ban_key(c);
         let banned_at = time(c, "time")?;
-        let bantime = match c.get("bantime") {
-            Some(Bson::Int64(v)) => Some(*v),
-            Some(Bson::Int32(v)) => Some(i64::from(*v)),
-            _ => None,
-        };
+        let bantime = int(c, "bantime");
         let live = match bantime {
             Some(-1) => true,
             other => banned_at + Duration::seconds(other.unwrap_or(DEFAULT_BANTIME_S)) > now,

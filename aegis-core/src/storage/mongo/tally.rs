@@ -30,7 +30,7 @@ use mongodb::{Collection, Database};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
-use super::doc::{bson_time, from_doc, key_of};
+use super::doc::{bson_time, from_doc, int, key_of};
 use super::mongo_err;
 use crate::error::{Error, Result};
 use crate::event::BanEvent;
@@ -179,20 +179,20 @@ impl Tallies {
 
     /// Folds the events still marked as `batch`, and unmarks them.
     async fn refold(&self, batch: Batch<'_>) -> Result<()> {
+        let events = self.events_matching(batch.marked()).await?;
+        self.fold(&events.iter().collect::<Vec<_>>(), batch).await
+    }
+
+    async fn events_matching(&self, filter: Document) -> Result<Vec<BanEvent>> {
         let docs: Vec<Document> = self
             .events
-            .find(batch.marked())
+            .find(filter)
             .await
             .map_err(mongo_err)?
             .try_collect()
             .await
             .map_err(mongo_err)?;
-        let events = docs
-            .iter()
-            .map(|d| from_doc(d).map(|s| s.event))
-            .collect::<Result<Vec<_>>>()?;
-        let refs: Vec<&BanEvent> = events.iter().collect();
-        self.fold(&refs, batch).await
+        docs.iter().map(|d| from_doc(d).map(|s| s.event)).collect()
     }
 
     /// Adds `events` to the summaries as `batch`, then unmarks them.
@@ -354,11 +354,11 @@ impl Tallies {
         let mut folded = 0;
         for m in &marks {
             let id = m.get_document("_id").cloned().unwrap_or_default();
-            let (Ok(writer), Some(seq)) = (id.get_str("w"), int(id.get("s"))) else {
+            let (Ok(writer), Some(seq)) = (id.get_str("w"), int(&id, "s")) else {
                 continue;
             };
             self.refold(Batch { writer, seq }).await?;
-            folded += int(m.get("n")).unwrap_or(0) as u64;
+            folded += int(m, "n").unwrap_or(0) as u64;
         }
         Ok(folded)
     }
@@ -406,21 +406,12 @@ impl Tallies {
             .await
             .map_err(mongo_err)?;
         // Folded events of the cut day (pending ones are their writer's).
-        let docs: Vec<Document> = self
-            .events
-            .find(doc! {
+        let events = self
+            .events_matching(doc! {
                 "kind": 0, "restored": false, "t": true, "fold": { "$exists": false },
                 "time": { "$gte": day_start, "$lt": day_end },
             })
-            .await
-            .map_err(mongo_err)?
-            .try_collect()
-            .await
-            .map_err(mongo_err)?;
-        let events = docs
-            .iter()
-            .map(|d| from_doc(d).map(|s| s.event))
-            .collect::<Result<Vec<_>>>()?;
+            .await?;
         let batch = self.next_batch(&mut batches).await?;
         self.fold(&events.iter().collect::<Vec<_>>(), batch).await
     }
@@ -525,14 +516,6 @@ fn is_duplicate(failure: &Document) -> bool {
         || failure
             .get_str("errmsg")
             .is_ok_and(|m| m.starts_with("Duplicate key"))
-}
-
-fn int(v: Option<&Bson>) -> Option<i64> {
-    match v? {
-        Bson::Int32(n) => Some(i64::from(*n)),
-        Bson::Int64(n) => Some(*n),
-        _ => None,
-    }
 }
 
 fn oid(hex: &str) -> ObjectId {
