@@ -522,7 +522,7 @@ fn check_time(what: &str, t: DateTime<Utc>) -> Result<()> {
     Ok(())
 }
 
-fn check_name(what: &str, value: &str, max: usize) -> Result<()> {
+pub(crate) fn check_name(what: &str, value: &str, max: usize) -> Result<()> {
     if value.trim().is_empty() {
         return Err(Error::invalid(format!("{what} name is empty")));
     }
@@ -534,7 +534,7 @@ fn check_name(what: &str, value: &str, max: usize) -> Result<()> {
     check_text(what, value, max)
 }
 
-fn check_text(what: &str, value: &str, max: usize) -> Result<()> {
+pub(crate) fn check_text(what: &str, value: &str, max: usize) -> Result<()> {
     if value.len() > max {
         return Err(Error::invalid(format!(
             "{what} is {} bytes long: at most {max} are accepted",

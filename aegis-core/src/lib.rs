@@ -30,6 +30,7 @@
 )]
 
 mod config;
+pub mod decision;
 mod error;
 mod event;
 pub mod fail2ban;
@@ -53,7 +54,7 @@ pub use query::{
     Offender, Order, Page, Recorded, Scope, StatsQuery, StoredEvent, Summary, TopBy, TopEntry,
 };
 pub use storage::{
-    connect, connect_for, destroy, throttled, GeoCache, Storage, StorageUrl, Workload,
+    connect, connect_for, destroy, throttled, DecisionLog, GeoCache, Storage, StorageUrl, Workload,
     ACCEPTED_URLS,
 };
 pub use timearg::{parse_age, parse_moment};

@@ -3,7 +3,7 @@
 use crate::error::Error;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-/// An age such as `90m`, `24h`, `7d`, `2w`.
+/// An age such as `30s`, `90m`, `24h`, `7d`, `2w`.
 pub fn parse_age(s: &str) -> Result<Duration, Error> {
     let bad = || {
         Error::Invalid(format!(
@@ -13,17 +13,18 @@ pub fn parse_age(s: &str) -> Result<Duration, Error> {
     let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (n, unit) = s.split_at(split);
     let n: i64 = n.parse().map_err(|_| bad())?;
-    let minutes = match unit {
-        "m" | "min" => 1,
-        "h" => 60,
-        "d" => 1440,
-        "w" => 7 * 1440,
-        "y" => 365 * 1440,
+    let seconds = match unit {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        "y" => 365 * 86_400,
         _ => return Err(bad()),
     };
-    n.checked_mul(minutes)
-        .filter(|m| *m <= 100 * 365 * 1440)
-        .map(Duration::minutes)
+    n.checked_mul(seconds)
+        .filter(|s| *s <= 100 * 365 * 86_400)
+        .map(Duration::seconds)
         .ok_or_else(bad)
 }
 
@@ -53,6 +54,7 @@ mod tests {
     fn ages_and_moments() {
         assert_eq!(parse_age("7d").unwrap(), Duration::days(7));
         assert_eq!(parse_age("2w").unwrap(), Duration::days(14));
+        assert_eq!(parse_age("5s").unwrap(), Duration::seconds(5));
         for bad in ["", "7", "d", "7x", "-1d", "99999999999999d"] {
             assert!(parse_age(bad).is_err(), "{bad}");
         }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use aegis_core::decision::{parse_target, Action, AgentReport, Decision};
 use aegis_core::{
     BanEvent, EventFilter, EventKind, Geo, Order, Page, Recorded, Scope, StatsQuery, Storage,
     TopBy, Tz,
@@ -55,6 +56,9 @@ conformance!(
     distinct_ips_pages_through_addresses,
     stats_filters_by_host_jail_and_country,
     geo_cache_round_trips,
+    decisions_are_kept_in_order_and_found_by_address,
+    concurrent_deciders_neither_skip_nor_repeat,
+    agents_reports_replace_each_other,
 );
 
 type Store = Arc<dyn Storage>;
@@ -994,4 +998,158 @@ async fn geo_cache_round_trips(store: Store) {
         }),
     );
     assert!(store.geo_cache().cache_geo(&[bad]).await.is_err());
+}
+
+fn person(action: Action, target: &str) -> Decision {
+    Decision::by_person(
+        action,
+        parse_target(target).unwrap(),
+        "alice",
+        "seen on every host",
+    )
+}
+
+async fn decisions_are_kept_in_order_and_found_by_address(store: Store) {
+    let log = store.decision_log();
+    assert!(log.after(0, 100).await.unwrap().is_empty());
+    let made = [
+        person(Action::Ban, "45.155.205.7").lasting(Duration::hours(1)),
+        person(Action::Ban, "45.155.205.0/24").on_hosts(vec!["web1".into(), "db1".into()]),
+        person(Action::Allow, "2a00:1450:4001::/48"),
+        Decision::by_policy(
+            parse_target("45.155.205.7").unwrap(),
+            "ssh",
+            "web1",
+            "ev-1".into(),
+        ),
+    ];
+    let mut stored = Vec::new();
+    for d in &made {
+        stored.push(log.decide(d).await.unwrap());
+    }
+    for (d, s) in made.iter().zip(&stored) {
+        assert_eq!(
+            Decision {
+                id: s.id,
+                ..d.clone()
+            },
+            *s,
+            "stored as made"
+        );
+    }
+    let ids: Vec<u64> = stored.iter().map(|d| d.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let revoke = log
+        .decide(&Decision::revoking(&stored[0], "bob", "false alarm"))
+        .await
+        .unwrap();
+    assert_eq!(revoke.revokes, Some(ids[0]));
+
+    let all = log.after(0, 100).await.unwrap();
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[..4], stored[..]);
+    assert_eq!(
+        log.after(ids[1], 100).await.unwrap()[..2],
+        [stored[2].clone(), stored[3].clone()]
+    );
+    assert_eq!(log.after(0, 2).await.unwrap(), stored[..2]);
+
+    let on = |s: &'static str| async move {
+        let found = log.on(ip(s)).await.unwrap();
+        found.iter().map(|d| d.id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        on("45.155.205.7").await,
+        [ids[0], ids[1], ids[3], revoke.id]
+    );
+    assert_eq!(on("::ffff:45.155.205.200").await, [ids[1]]);
+    assert_eq!(on("2a00:1450:4001:8::1").await, [ids[2]]);
+    assert!(on("45.155.206.1").await.is_empty());
+
+    // A decision's key makes storing it idempotent.
+    let again = Decision::by_policy(
+        parse_target("45.155.205.7").unwrap(),
+        "ssh",
+        "web1",
+        "ev-1".into(),
+    );
+    assert_eq!(log.decide(&again).await.unwrap(), stored[3]);
+    assert_eq!(log.after(0, 100).await.unwrap().len(), 5);
+    let hour_ago = Utc::now() - Duration::hours(1);
+    assert_eq!(log.made_from("web1", hour_ago).await.unwrap(), 1);
+    assert_eq!(log.made_from("db1", hour_ago).await.unwrap(), 0);
+    assert_eq!(
+        log.made_from("web1", Utc::now() + Duration::minutes(1))
+            .await
+            .unwrap(),
+        0
+    );
+
+    let mut bad = person(Action::Ban, "45.155.205.8");
+    bad.reason = "\u{1b}]8;;http://evil\u{7}".into();
+    assert!(log.decide(&bad).await.is_err());
+    assert_eq!(log.after(0, 100).await.unwrap().len(), 5, "nothing stored");
+}
+
+/// Writers deciding at once, one of them re-deciding what the others decide,
+/// and a reader following them: every decision is stored once under its own
+/// id, and the reader, asking only for what follows the last id it saw, sees
+/// every one of them once and in order.
+async fn concurrent_deciders_neither_skip_nor_repeat(store: Store) {
+    const WRITERS: usize = 4;
+    const EACH: usize = 15;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for n in 0..EACH {
+                    let target = parse_target(&format!("45.155.{w}.{n}")).unwrap();
+                    let shared = format!("shared-{n}");
+                    let decision = if n % 5 == 0 {
+                        Decision::by_policy(target, "ssh", "web1", shared)
+                    } else {
+                        Decision::by_person(Action::Ban, target, "alice", "")
+                    };
+                    store.decision_log().decide(&decision).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let expected = WRITERS * EACH - (WRITERS - 1) * EACH.div_ceil(5);
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while seen.len() < expected && std::time::Instant::now() < deadline {
+        let last = seen.last().map_or(0, |d: &Decision| d.id);
+        seen.extend(store.decision_log().after(last, 7).await.unwrap());
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let all = store.decision_log().after(0, 1000).await.unwrap();
+    assert_eq!(all.len(), expected);
+    assert_eq!(seen, all, "the follower saw every decision once, in order");
+    let keys: BTreeSet<&str> = all.iter().filter_map(|d| d.key.as_deref()).collect();
+    assert_eq!(keys.len(), EACH.div_ceil(5));
+}
+
+async fn agents_reports_replace_each_other(store: Store) {
+    let log = store.decision_log();
+    let report = |host: &str, last| AgentReport {
+        host: host.into(),
+        addresses: vec![ip("8.8.4.4"), ip("2a00:1450::4")],
+        seen: Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap(),
+        last,
+        applied: last * 2,
+        refused: 1,
+        failed: 0,
+        error: None,
+    };
+    log.report_agent(&report("web2", 3)).await.unwrap();
+    log.report_agent(&report("web1", 1)).await.unwrap();
+    log.report_agent(&report("web1", 9)).await.unwrap();
+    assert_eq!(
+        log.agents().await.unwrap(),
+        [report("web1", 9), report("web2", 3)]
+    );
+    assert!(log.report_agent(&report("", 1)).await.is_err());
 }

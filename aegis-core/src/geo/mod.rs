@@ -17,7 +17,7 @@ use crate::config::GeoSettings;
 use crate::error::Result;
 use crate::event::Geo;
 
-pub use reserved::reserved_range;
+pub use reserved::{overlap, reserved_overlap, reserved_range};
 use source::Source;
 
 /// DB-IP's IP-to-country lite data, built into the binary (CC BY 4.0).

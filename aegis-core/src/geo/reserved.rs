@@ -46,6 +46,20 @@ pub fn reserved_range(ip: IpAddr) -> Option<&'static str> {
         .find_map(|(net, label)| net.contains(ip).then_some(*label))
 }
 
+/// The first private or reserved range that shares an address with `net`, as
+/// (range, label).
+pub fn reserved_overlap(net: IpNetwork) -> Option<(IpNetwork, &'static str)> {
+    PARSED
+        .iter()
+        .find(|(range, _)| overlap(*range, net))
+        .copied()
+}
+
+/// Whether two networks share an address (of two CIDR blocks, one then holds the other).
+pub fn overlap(a: IpNetwork, b: IpNetwork) -> bool {
+    a.contains(b.network()) || b.contains(a.network())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +83,19 @@ mod tests {
         ] {
             assert_eq!(reserved_range(ip.parse().unwrap()), want, "{ip}");
         }
+    }
+
+    #[test]
+    fn overlaps() {
+        let net = |s: &str| s.parse::<IpNetwork>().unwrap();
+        assert_eq!(
+            reserved_overlap(net("10.1.0.0/16")).unwrap().1,
+            "private (RFC 1918)"
+        );
+        assert_eq!(
+            reserved_overlap(net("8.0.0.0/4")).unwrap().1,
+            "private (RFC 1918)"
+        );
+        assert!(reserved_overlap(net("8.8.8.0/24")).is_none());
     }
 }

@@ -12,8 +12,10 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::{GeoCache, Storage};
+use super::{DecisionLog, GeoCache, Storage};
+use crate::decision::{AgentReport, Decision};
 use crate::error::Result;
+use crate::event::check_name;
 use crate::event::{BanEvent, Geo};
 use crate::query::{
     BatchOutcome, DayCount, EventFilter, Offender, Page, StatsQuery, StoredEvent, Summary, TopBy,
@@ -163,6 +165,46 @@ impl Storage for Checked {
 
     fn geo_cache(&self) -> &dyn GeoCache {
         self
+    }
+
+    fn decision_log(&self) -> &dyn DecisionLog {
+        self
+    }
+}
+
+#[async_trait]
+impl DecisionLog for Checked {
+    async fn decide(&self, decision: &Decision) -> Result<Decision> {
+        let _turn = self.turn().await;
+        decision.validate()?;
+        self.inner.decision_log().decide(decision).await
+    }
+
+    async fn after(&self, after: u64, limit: u32) -> Result<Vec<Decision>> {
+        let _turn = self.turn().await;
+        let limit = limit.min(Page::MAX_LIMIT);
+        self.inner.decision_log().after(after, limit).await
+    }
+
+    async fn on(&self, ip: IpAddr) -> Result<Vec<Decision>> {
+        let _turn = self.turn().await;
+        self.inner.decision_log().on(ip.to_canonical()).await
+    }
+
+    async fn made_from(&self, host: &str, since: DateTime<Utc>) -> Result<u64> {
+        let _turn = self.turn().await;
+        self.inner.decision_log().made_from(host, since).await
+    }
+
+    async fn report_agent(&self, report: &AgentReport) -> Result<()> {
+        let _turn = self.turn().await;
+        check_name("host", &report.host, 253)?;
+        self.inner.decision_log().report_agent(report).await
+    }
+
+    async fn agents(&self) -> Result<Vec<AgentReport>> {
+        let _turn = self.turn().await;
+        self.inner.decision_log().agents().await
     }
 }
 

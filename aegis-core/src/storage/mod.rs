@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use crate::decision::{AgentReport, Decision};
 use crate::error::{Error, Result};
 use crate::event::{BanEvent, Geo};
 use crate::query::{
@@ -107,6 +108,36 @@ pub trait Storage: Send + Sync + fmt::Debug {
 
     /// The cache of the online geolocation provider's answers kept beside the events.
     fn geo_cache(&self) -> &dyn GeoCache;
+
+    /// The decisions kept beside the events, and what the agents report.
+    fn decision_log(&self) -> &dyn DecisionLog;
+}
+
+/// Decisions in the order they were stored, and the agents' reports.
+///
+/// Ids are given by the store in the order decisions become visible, so a
+/// reader that has seen id `n` misses nothing by asking for what follows `n`,
+/// whatever the clocks of the hosts that made them.
+#[async_trait]
+pub trait DecisionLog: Send + Sync {
+    /// Stores `decision` under the next id and returns it as stored; when one
+    /// with the same [`Decision::key`] is stored already, returns that one.
+    async fn decide(&self, decision: &Decision) -> Result<Decision>;
+
+    /// The decisions after id `after`, oldest first, at most `limit`.
+    async fn after(&self, after: u64, limit: u32) -> Result<Vec<Decision>>;
+
+    /// The decisions whose target holds `ip`, oldest first.
+    async fn on(&self, ip: IpAddr) -> Result<Vec<Decision>>;
+
+    /// How many decisions the sharing policy made from `host`'s bans since `since`.
+    async fn made_from(&self, host: &str, since: DateTime<Utc>) -> Result<u64>;
+
+    /// Keeps an agent's report, replacing its last one.
+    async fn report_agent(&self, report: &AgentReport) -> Result<()>;
+
+    /// Every agent's last report, by host.
+    async fn agents(&self) -> Result<Vec<AgentReport>>;
 }
 
 /// Answers of the online geolocation provider, kept so that no address is asked twice.

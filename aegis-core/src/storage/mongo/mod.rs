@@ -7,6 +7,7 @@
 //! events at a range's edges, run by the server, grouping before anything
 //! comes back. `geo_cache` keeps the online provider's answers.
 
+mod decisions;
 mod doc;
 mod stats;
 mod tally;
@@ -26,7 +27,8 @@ use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, IndexModel};
 
-use super::{GeoCache, Storage, StorageUrl};
+use super::{DecisionLog, GeoCache, Storage, StorageUrl};
+use crate::decision::{AgentReport, Decision};
 use crate::error::{Error, Result};
 use crate::event::{BanEvent, Geo};
 use crate::query::{
@@ -51,6 +53,7 @@ pub struct MongoStorage {
     events: Collection<Document>,
     tallies: Arc<Tallies>,
     geo_cache: Collection<Document>,
+    decisions: decisions::Decisions,
     database: String,
     shown: String,
 }
@@ -108,6 +111,7 @@ impl MongoStorage {
             tallies: Arc::new(Tallies::new(&db, events.clone())),
             events,
             geo_cache: db.collection("geo_cache"),
+            decisions: decisions::Decisions::new(&db),
             database: name,
             shown: url.to_string(),
         };
@@ -156,6 +160,7 @@ impl MongoStorage {
             async { events.await.map_err(mongo_err) },
             async { geo_cache.await.map_err(mongo_err) },
             futures_util::future::try_join_all(summaries),
+            self.decisions.create_indexes(),
         )?;
         Ok(())
     }
@@ -349,6 +354,37 @@ impl Storage for MongoStorage {
 
     fn geo_cache(&self) -> &dyn GeoCache {
         self
+    }
+
+    fn decision_log(&self) -> &dyn DecisionLog {
+        self
+    }
+}
+
+#[async_trait]
+impl DecisionLog for MongoStorage {
+    async fn decide(&self, decision: &Decision) -> Result<Decision> {
+        self.decisions.decide(decision).await
+    }
+
+    async fn after(&self, after: u64, limit: u32) -> Result<Vec<Decision>> {
+        self.decisions.after(after, limit).await
+    }
+
+    async fn on(&self, ip: IpAddr) -> Result<Vec<Decision>> {
+        self.decisions.on(ip).await
+    }
+
+    async fn made_from(&self, host: &str, since: DateTime<Utc>) -> Result<u64> {
+        self.decisions.made_from(host, since).await
+    }
+
+    async fn report_agent(&self, report: &AgentReport) -> Result<()> {
+        self.decisions.report_agent(report).await
+    }
+
+    async fn agents(&self) -> Result<Vec<AgentReport>> {
+        self.decisions.agents().await
     }
 }
 

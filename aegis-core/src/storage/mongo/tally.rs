@@ -528,7 +528,7 @@ fn bson_millis(ms: i64) -> mongodb::bson::DateTime {
 
 /// A summary document's `_id`: 12 bytes of a hash of what it counts, so that
 /// every writer adds the same bucket's bans to the same document.
-fn bucket_id(parts: &[&[u8]]) -> ObjectId {
+pub(super) fn bucket_id(parts: &[&[u8]]) -> ObjectId {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update((part.len() as u64).to_be_bytes());

@@ -11,8 +11,9 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rusqlite::{Connection, OpenFlags};
 
-use super::{GeoCache, Storage, Workload};
+use super::{DecisionLog, GeoCache, Storage, Workload};
 use crate::config::create_private_dir;
+use crate::decision::{AgentReport, Decision};
 use crate::error::{Error, Result};
 use crate::event::{BanEvent, Geo};
 use crate::query::{
@@ -20,6 +21,7 @@ use crate::query::{
     TopEntry,
 };
 
+mod decisions;
 mod migrations;
 mod read;
 mod stats;
@@ -465,6 +467,44 @@ impl Storage for SqliteStorage {
 
     fn geo_cache(&self) -> &dyn GeoCache {
         self
+    }
+
+    fn decision_log(&self) -> &dyn DecisionLog {
+        self
+    }
+}
+
+#[async_trait]
+impl DecisionLog for SqliteStorage {
+    async fn decide(&self, decision: &Decision) -> Result<Decision> {
+        let decision = decision.clone();
+        self.write(move |conn| decisions::decide(conn, &decision))
+            .await
+    }
+
+    async fn after(&self, after: u64, limit: u32) -> Result<Vec<Decision>> {
+        self.read(move |conn| decisions::after(conn, after, limit))
+            .await
+    }
+
+    async fn on(&self, ip: IpAddr) -> Result<Vec<Decision>> {
+        self.read(move |conn| decisions::on(conn, ip)).await
+    }
+
+    async fn made_from(&self, host: &str, since: DateTime<Utc>) -> Result<u64> {
+        let host = host.to_owned();
+        self.read(move |conn| decisions::made_from(conn, &host, since))
+            .await
+    }
+
+    async fn report_agent(&self, report: &AgentReport) -> Result<()> {
+        let report = report.clone();
+        self.write(move |conn| decisions::report_agent(conn, &report))
+            .await
+    }
+
+    async fn agents(&self) -> Result<Vec<AgentReport>> {
+        self.read(decisions::agents).await
     }
 }
 
