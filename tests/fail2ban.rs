@@ -4,12 +4,12 @@
 //! Needs the Debian `fail2ban` package; `.ci/run` installs it. Without it this test
 //! fails: it is never skipped.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aegis_core::fail2ban::control::Control;
 use aegis_core::{EventKind, IpNetwork};
+use aegis_testkit::fail2ban::{inject, Fail2ban};
 use aegis_testkit::{text, Sandbox};
 
 const BAN_IPS: [&str; 3] = ["203.0.113.7", "198.51.100.23", "2001:db8::5"];
@@ -17,92 +17,27 @@ const BANTIME: u64 = 5;
 /// A jail that only receives bans (no filter, no log, no action).
 const SHARED: &str = "aegis-shared";
 
-struct Fail2ban {
-    etc: PathBuf,
-    run: PathBuf,
-    server: Child,
-}
-
-impl Fail2ban {
-    fn client(&self, args: &[&str]) -> std::process::Output {
-        Command::new("fail2ban-client")
-            .arg("-c")
-            .arg(&self.etc)
-            .arg("-s")
-            .arg(self.run.join("f2b.sock"))
-            .arg("-p")
-            .arg(self.run.join("f2b.pid"))
-            .args(args)
-            .output()
-            .expect("fail2ban-client runs")
-    }
-
-    fn stop(&mut self) {
-        let _ = self.client(&["stop"]);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.server.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-    }
-}
-
-impl Drop for Fail2ban {
-    fn drop(&mut self) {
-        if let Ok(None) = self.server.try_wait() {
-            self.stop();
-        }
-    }
-}
-
 fn write(path: &Path, body: &str) {
     std::fs::write(path, body).unwrap();
 }
 
 fn start_fail2ban(sb: &Sandbox, authlog: &Path) -> Fail2ban {
-    let server = which("fail2ban-server").unwrap_or_else(|| {
-        panic!("fail2ban is not installed: `apt-get install fail2ban` (.ci/run does this)")
-    });
-    let root = sb.path().join("f2b");
-    let (etc, run) = (root.join("etc"), root.join("run"));
-    for dir in [etc.join("filter.d"), etc.join("action.d"), run.clone()] {
-        std::fs::create_dir_all(dir).unwrap();
-    }
-    for filter in ["sshd.conf", "common.conf"] {
-        std::fs::copy(
-            Path::new("/etc/fail2ban/filter.d").join(filter),
-            etc.join("filter.d").join(filter),
-        )
-        .expect("the stock sshd filter of the fail2ban package");
-    }
+    let mut f2b = Fail2ban::prepare(&sb.path().join("f2b"));
     // The shipped action file, unchanged, installed by the shipped command.
     let out = sb
         .aegis()
         .args(["fail2ban", "install", "--dir"])
-        .arg(etc.join("action.d"))
+        .arg(f2b.etc.join("action.d"))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    write(
-        &etc.join("fail2ban.local"),
-        &format!(
-            "[Definition]\nloglevel = INFO\nlogtarget = {root}/fail2ban.log\nsocket = {run}/f2b.sock\n\
-             pidfile = {run}/f2b.pid\ndbfile = {root}/fail2ban.sqlite3\ndbpurgeage = 1d\n",
-            root = root.display(),
-            run = run.display()
-        ),
-    );
     let aegis = format!(
         "{} --config {}/aegis.toml",
         aegis_testkit::bin("aegis").display(),
         sb.path().display()
     );
     write(
-        &etc.join("jail.local"),
+        &f2b.etc.join("jail.local"),
         &format!(
             "[DEFAULT]\nbackend = polling\nusedns = no\nignoreip = 127.0.0.1/8 ::1\n\n\
              [sshd]\nenabled = true\nfilter = sshd\nlogpath = {log}\nmaxretry = 3\nfindtime = 60\n\
@@ -112,70 +47,16 @@ fn start_fail2ban(sb: &Sandbox, authlog: &Path) -> Fail2ban {
             log = authlog.display()
         ),
     );
-    let server = Command::new(server)
-        .arg("-c")
-        .arg(&etc)
-        .arg("-s")
-        .arg(run.join("f2b.sock"))
-        .arg("-p")
-        .arg(run.join("f2b.pid"))
-        .args(["-xf", "start"])
-        .env("AEGIS_STORAGE_URL", sb.db_url())
-        .env("AEGIS_STORAGE_SPOOL_DIR", sb.spool())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let f2b = Fail2ban { etc, run, server };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if f2b.client(&["status", "sshd"]).status.success() {
-            return f2b;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "fail2ban did not start: {}",
-            log_tail(&root)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn log_tail(root: &Path) -> String {
-    let log = std::fs::read_to_string(root.join("fail2ban.log")).unwrap_or_default();
-    log.lines().rev().take(30).collect::<Vec<_>>().join("\n")
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .chain(["/usr/bin", "/usr/sbin"])
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
-}
-
-/// Appends sshd failure lines; each needs its own sshd pid or the filter merges them.
-fn inject(authlog: &Path, ip: &str, count: u32, pid: &mut u32) -> i64 {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(authlog)
-        .unwrap();
-    let mut last = 0;
-    for _ in 0..count {
-        *pid += 1;
-        let now = chrono::Local::now();
-        last = now.timestamp();
-        writeln!(
-            file,
-            "{} e2ehost sshd[{pid}]: Failed password for invalid user admin from {ip} port {} ssh2",
-            now.format("%b %e %H:%M:%S"),
-            40000 + *pid % 20000
-        )
-        .unwrap();
-    }
-    last
+    let url = sb.db_url();
+    let spool = sb.spool();
+    f2b.start(
+        "sshd",
+        &[
+            ("AEGIS_STORAGE_URL", url.as_ref()),
+            ("AEGIS_STORAGE_SPOOL_DIR", spool.as_os_str()),
+        ],
+    );
+    f2b
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,7 +96,7 @@ async fn fail2ban_bans_and_unbans_reach_aegis() {
         bans.len(),
         BAN_IPS.len(),
         "bans seen: {events:#?}\n{}",
-        log_tail(&f2b.etc.join(".."))
+        f2b.log_tail()
     );
     for b in &bans {
         let e = &b.event;
@@ -286,7 +167,7 @@ fn the_control_socket_bans_unbans_and_ignores_like_fail2ban_client() {
     let authlog = sb.path().join("auth.log");
     write(&authlog, "");
     let f2b = start_fail2ban(&sb, &authlog);
-    let socket = f2b.run.join("f2b.sock");
+    let socket = f2b.socket();
     let mut c = Control::connect(&socket, Duration::from_secs(10)).unwrap();
     c.ping().unwrap();
     let jails = c.jails().unwrap();
@@ -295,7 +176,7 @@ fn the_control_socket_bans_unbans_and_ignores_like_fail2ban_client() {
         "{jails:?}"
     );
 
-    let ips: Vec<std::net::IpAddr> = ["203.0.113.50", "2001:db8::50"]
+    let ips: Vec<IpNetwork> = ["203.0.113.50", "2001:db8::50"]
         .iter()
         .map(|a| a.parse().unwrap())
         .collect();
@@ -303,7 +184,7 @@ fn the_control_socket_bans_unbans_and_ignores_like_fail2ban_client() {
     assert_eq!(c.ban(SHARED, &ips).unwrap(), 0, "already banned");
     let mut banned = c.banned(SHARED).unwrap();
     banned.sort();
-    assert_eq!(banned, ips);
+    assert_eq!(banned, ips.iter().map(|n| n.ip()).collect::<Vec<_>>());
     // fail2ban's own client sees the same bans.
     let shown = text(&f2b.client(&["get", SHARED, "banned"]));
     assert!(
@@ -316,12 +197,18 @@ fn the_control_socket_bans_unbans_and_ignores_like_fail2ban_client() {
     let many: Vec<std::net::IpAddr> = (0..1000u32)
         .map(|i| std::net::Ipv4Addr::from(0x0a01_0000 + i).into())
         .collect();
+    let many_targets: Vec<IpNetwork> = many.iter().map(|ip| IpNetwork::from(*ip)).collect();
     let started = Instant::now();
-    assert_eq!(c.ban(SHARED, &many).unwrap(), 1000);
+    assert_eq!(c.ban(SHARED, &many_targets).unwrap(), 1000);
     eprintln!("1,000 bans through the socket: {:?}", started.elapsed());
     assert_eq!(c.banned(SHARED).unwrap().len(), 1001);
-    assert_eq!(c.unban_everywhere(&many).unwrap(), 1000);
-    assert_eq!(c.banned(SHARED).unwrap(), vec![ips[1]]);
+    assert_eq!(c.unban_everywhere(&many[..500]).unwrap(), 500);
+    // A network unbans every address banned inside it.
+    assert_eq!(
+        c.unban(SHARED, &["10.1.0.0/16".parse().unwrap()]).unwrap(),
+        500
+    );
+    assert_eq!(c.banned(SHARED).unwrap(), vec![ips[1].ip()]);
 
     let allowed: Vec<IpNetwork> = ["192.0.2.0/24", "198.51.100.9/32", "2001:db8:1::/48"]
         .iter()
@@ -332,6 +219,13 @@ fn the_control_socket_bans_unbans_and_ignores_like_fail2ban_client() {
     for want in ["192.0.2.0/24", "198.51.100.9", "2001:db8:1::/48"] {
         assert!(ignored.iter().any(|i| i == want), "{want} in {ignored:?}");
     }
+    assert!(c.unignore(SHARED, allowed[1]).unwrap());
+    assert!(!c.unignore(SHARED, allowed[1]).unwrap(), "no longer there");
+    assert!(!c
+        .ignored(SHARED)
+        .unwrap()
+        .iter()
+        .any(|i| i == "198.51.100.9"));
 
     // fail2ban's refusals and a missing server are errors that say so.
     let err = c.ban("nosuchjail", &ips).unwrap_err();

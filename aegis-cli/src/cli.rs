@@ -59,6 +59,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ban, unban or allow an address or a network on every host (or some).
+    Decide(DecideArgs),
+    /// List the decisions, or revoke one.
+    Decisions(DecisionsArgs),
+    /// Apply the store's decisions to this host's fail2ban (a service), or show how it does.
+    Agent(AgentArgs),
     /// Import fail2ban's history.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -230,6 +236,100 @@ pub struct EventsArgs {
     pub csv: bool,
 }
 
+/// What a person decides.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DecideAction {
+    /// Ban in every host's shared jail.
+    Ban,
+    /// Unban from every jail of every host.
+    Unban,
+    /// Never ban: an ignoreip on every jail of every host.
+    Allow,
+}
+
+/// `aegis decide`
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// What to do.
+    #[arg(value_enum)]
+    pub action: DecideAction,
+    /// An address or a network (CIDR).
+    pub target: String,
+    /// How long a ban or allow lasts, e.g. 5s, 1h, 7d (default: permanent).
+    #[arg(long = "for", value_name = "AGE")]
+    pub duration: Option<String>,
+    /// Only these hosts, comma-separated (default: every host).
+    #[arg(long, value_delimiter = ',', value_name = "HOST,…")]
+    pub hosts: Vec<String>,
+    /// Why, for the history and the other operators.
+    #[arg(long, default_value = "")]
+    pub reason: String,
+    /// Decide even what is refused as unsafe (wider than /16 or /48, private or
+    /// reserved ranges, a reporting host's own address).
+    #[arg(long)]
+    pub force: bool,
+    /// Print the decision as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `aegis decisions`
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DecisionsArgs {
+    /// Revoke one instead of listing.
+    #[command(subcommand)]
+    pub command: Option<DecisionsCommand>,
+    /// Only the bans and allows in force now.
+    #[arg(long)]
+    pub active: bool,
+    /// The latest this many (default 100).
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `aegis decisions …`
+#[derive(Debug, Subcommand)]
+pub enum DecisionsCommand {
+    /// End a ban or an allow before its time, on every host it applies to.
+    Revoke {
+        /// The decision's id.
+        id: u64,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Print the new decision as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `aegis agent`
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AgentArgs {
+    /// Show what the agents did instead of running one.
+    #[command(subcommand)]
+    pub command: Option<AgentCommand>,
+    /// Apply what is decided, then stop (instead of following the store).
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// `aegis agent …`
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Every host's agent: when it last reported, what it applied, refused and failed.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// `aegis import …`
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
@@ -303,9 +403,18 @@ pub enum Fail2banCommand {
         /// Show what would be written without writing.
         #[arg(long)]
         dry_run: bool,
-        /// Replace an existing, different aegis.conf.
+        /// Replace existing, different files.
         #[arg(long)]
         force: bool,
+        /// Also install the jail shared bans are applied in and the agent's systemd unit.
+        #[arg(long)]
+        share: bool,
+        /// fail2ban's jail directory, for --share (default: jail.d beside --dir).
+        #[arg(long, value_name = "DIR")]
+        jail_dir: Option<PathBuf>,
+        /// systemd's unit directory, for --share.
+        #[arg(long, value_name = "DIR", default_value = "/etc/systemd/system")]
+        unit_dir: PathBuf,
     },
 }
 

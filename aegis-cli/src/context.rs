@@ -1,6 +1,7 @@
 //! What every command needs: settings, the storage URL and this host's name.
 
 use aegis_core::geo::Geolocator;
+use aegis_core::share::SharePolicy;
 use aegis_core::{Settings, StorageUrl};
 use anyhow::Result;
 
@@ -46,10 +47,13 @@ impl Context {
 
     /// The spool: configured, else `spool/` in Aegis's data directory.
     pub fn spool(&self) -> Spool {
-        Spool::new(
-            self.settings.spool_dir(),
-            SystemLog::new(self.settings.syslog_socket.clone()),
-        )
+        let log = SystemLog::new(self.settings.syslog_socket.clone());
+        // A bad `[share]` must not cost a ban its record: it is said, and nothing is shared.
+        let policy = SharePolicy::from_settings(&self.settings.share).unwrap_or_else(|e| {
+            log.warning(&format!("not sharing bans: {e}"));
+            None
+        });
+        Spool::new(self.settings.spool_dir(), log).sharing(policy)
     }
 
     /// The configured geolocation sources.

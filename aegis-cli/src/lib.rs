@@ -1,8 +1,10 @@
 //! The `aegis` command: record fail2ban's bans, import its history, and query
 //! attacks. The binary parses [`Cli`] and calls [`run`].
 
+mod agent;
 mod cli;
 mod context;
+mod decide;
 mod geo;
 mod import;
 mod install;
@@ -20,7 +22,10 @@ use aegis_core::{connect, EventKind, Storage};
 use anyhow::Result;
 
 pub use cli::Cli;
-use cli::{Command, ConfigCommand, Fail2banCommand, GeoCommand, ImportCommand};
+use cli::{
+    AgentCommand, Command, ConfigCommand, DecisionsCommand, Fail2banCommand, GeoCommand,
+    ImportCommand,
+};
 use context::Context;
 
 /// The example configuration, with every key documented.
@@ -38,7 +43,20 @@ pub fn run(cli: Cli) -> Result<()> {
             dir,
             dry_run,
             force,
-        }) => install::install(&dir, dry_run, force),
+            share,
+            jail_dir,
+            unit_dir,
+        }) => {
+            let share = share.then(|| {
+                let jails = jail_dir.unwrap_or_else(|| dir.with_file_name("jail.d"));
+                (jails, unit_dir)
+            });
+            let places = install::Places {
+                actions: dir,
+                share,
+            };
+            install::install(&places, dry_run, force)
+        }
         Command::Config(ConfigCommand::Example) => {
             print!("{EXAMPLE_CONFIG}");
             Ok(())
@@ -76,6 +94,23 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Prune { older_than, json } => on_store(&ctx, async |store| {
             show::prune(store.as_ref(), &older_than, json).await
         }),
+        Command::Decide(args) => on_store(&ctx, async |store| {
+            decide::decide(store.as_ref(), &args).await
+        }),
+        Command::Decisions(args) => match &args.command {
+            Some(DecisionsCommand::Revoke { id, reason, json }) => on_store(&ctx, async |store| {
+                decide::revoke(store.as_ref(), *id, reason, *json).await
+            }),
+            None => on_store(&ctx, async |store| {
+                decide::list(store.as_ref(), &args).await
+            }),
+        },
+        Command::Agent(args) => match args.command {
+            Some(AgentCommand::Status { json }) => on_store(&ctx, async |store| {
+                agent::status(store.as_ref(), json).await
+            }),
+            None => agent::run(&ctx, args.once),
+        },
         Command::Import(ImportCommand::Fail2banDb { path, host, json }) => {
             let geo = ctx.geolocator_or_builtin();
             let host = host.unwrap_or_else(|| ctx.host.clone());

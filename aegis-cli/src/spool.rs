@@ -12,6 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use aegis_core::share::SharePolicy;
 use aegis_core::{connect, BanEvent, BatchOutcome, Storage, StorageUrl};
 use anyhow::{Context, Result};
 
@@ -29,6 +30,8 @@ pub struct Spool {
     dir: PathBuf,
     /// Told when the store stops or starts taking events.
     log: SystemLog,
+    /// Shares the bans stored, when `[share]` is on.
+    policy: Option<SharePolicy>,
 }
 
 /// What a drain did.
@@ -45,7 +48,16 @@ pub struct Drained {
 impl Spool {
     /// The spool at `dir` (created on first write).
     pub fn new(dir: PathBuf, log: SystemLog) -> Self {
-        Spool { dir, log }
+        Spool {
+            dir,
+            log,
+            policy: None,
+        }
+    }
+
+    /// The same spool, sharing every batch it stores by `policy`.
+    pub fn sharing(self, policy: Option<SharePolicy>) -> Self {
+        Spool { policy, ..self }
     }
 
     /// Where it lives.
@@ -263,6 +275,10 @@ impl Spool {
             } = store.record_batch(&events).await?;
             drained.inserted += inserted;
             drained.duplicates += duplicates;
+            // Before the files go: should this fail, the next drain stores the
+            // batch again (as duplicates) and shares it again, which decides
+            // nothing twice.
+            self.share(store, &events).await?;
             for path in stored {
                 match fs::remove_file(&path) {
                     Ok(()) => {}
@@ -278,6 +294,21 @@ impl Spool {
                 unread.len()
             ),
         }
+    }
+}
+
+impl Spool {
+    async fn share(&self, store: &dyn Storage, events: &[BanEvent]) -> Result<()> {
+        let Some(policy) = &self.policy else {
+            return Ok(());
+        };
+        let shared = policy.share(store, events).await?;
+        for host in shared.tripped {
+            self.log.warning(&format!(
+                "circuit breaker open for {host}: it made more shared bans in the last minute than [share] per_minute allows; its bans are kept but not shared"
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -32,6 +32,51 @@ pub struct Settings {
     pub web: WebSettings,
     /// The daily report.
     pub report: ReportSettings,
+    /// Which bans recorded here become decisions for every host.
+    pub share: ShareSettings,
+    /// The agent that applies decisions to this host's fail2ban.
+    pub agent: AgentSettings,
+}
+
+/// `[share]`: off unless `enabled`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShareSettings {
+    /// Turn bans recorded here into `ban` decisions for every host.
+    pub enabled: bool,
+    /// The jail agents ban shared addresses in (default `aegis-shared`); its
+    /// bans are never shared again.
+    pub jail: Option<String>,
+    /// Jails whose bans are shared (default: every jail but the shared one).
+    pub jails: Vec<String>,
+    /// Hosts that must have banned the address within `within` (default 1).
+    pub min_hosts: Option<u32>,
+    /// Bans of the address needed within `within`, on any host (default 1).
+    pub min_bans: Option<u32>,
+    /// The period `min_hosts` and `min_bans` count in (default `1h`).
+    pub within: Option<String>,
+    /// How long a shared ban lasts when fail2ban gave no bantime (default `1h`).
+    pub duration: Option<String>,
+    /// The longest shared ban, whatever the local bantime (default `7d`).
+    pub max_duration: Option<String>,
+    /// Automatic decisions a minute from one host before its circuit breaker
+    /// stops them (default 30).
+    pub per_minute: Option<u32>,
+}
+
+/// `[agent]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSettings {
+    /// fail2ban's control socket (default `/var/run/fail2ban/fail2ban.sock`).
+    pub socket: Option<PathBuf>,
+    /// Where the agent keeps what it has applied (default `agent.json` in the data directory).
+    pub state_file: Option<PathBuf>,
+    /// How often it asks the store for new decisions, in milliseconds (default 1000).
+    pub poll_ms: Option<u64>,
+    /// This host's addresses beyond its interfaces' (a public address behind NAT):
+    /// never banned here, and never banned anywhere by the sharing policy.
+    pub addresses: Vec<String>,
 }
 
 /// `[storage]`

@@ -37,12 +37,13 @@ pub mod fail2ban;
 pub mod geo;
 mod ipkey;
 mod query;
+pub mod share;
 mod storage;
 mod timearg;
 
 pub use config::{
-    GeoSettings, MailTransport, ReportSettings, Secret, Settings, SmtpTls, StorageSettings,
-    WebSettings, SYSTEM_CONFIG,
+    AgentSettings, GeoSettings, MailTransport, ReportSettings, Secret, Settings, ShareSettings,
+    SmtpTls, StorageSettings, WebSettings, SYSTEM_CONFIG,
 };
 pub use error::{exit_code, Error, Result};
 pub use event::{

@@ -1,5 +1,6 @@
 //! The API, pages, exports and metrics of an in-process server on port 0.
 
+use aegis_core::decision::{AgentReport, Decision};
 use std::net::{IpAddr, TcpListener};
 use std::sync::Arc;
 
@@ -778,6 +779,31 @@ impl Storage for Down {
     }
     fn geo_cache(&self) -> &dyn aegis_core::GeoCache {
         self
+    }
+    fn decision_log(&self) -> &dyn aegis_core::DecisionLog {
+        self
+    }
+}
+
+#[async_trait::async_trait]
+impl aegis_core::DecisionLog for Down {
+    async fn decide(&self, _: &Decision) -> aegis_core::Result<Decision> {
+        down()
+    }
+    async fn after(&self, _: u64, _: u32) -> aegis_core::Result<Vec<Decision>> {
+        down()
+    }
+    async fn on(&self, _: IpAddr) -> aegis_core::Result<Vec<Decision>> {
+        down()
+    }
+    async fn made_from(&self, _: &str, _: chrono::DateTime<Utc>) -> aegis_core::Result<u64> {
+        down()
+    }
+    async fn report_agent(&self, _: &AgentReport) -> aegis_core::Result<()> {
+        down()
+    }
+    async fn agents(&self) -> aegis_core::Result<Vec<AgentReport>> {
+        down()
     }
 }
 

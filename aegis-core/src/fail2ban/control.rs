@@ -18,6 +18,7 @@ use std::time::Duration;
 use ipnetwork::IpNetwork;
 use serde_pickle::{DeOptions, SerOptions, Value};
 
+use crate::decision::{canonical, target_text};
 use crate::error::{Error, Result};
 
 /// Where fail2ban's server listens unless its configuration says otherwise.
@@ -150,21 +151,27 @@ impl Control {
             .collect())
     }
 
-    /// Bans `ips` in `jail`, [`ADDRESSES_PER_COMMAND`] at a time; returns how
-    /// many were not banned there already. fail2ban gives every one the jail's
+    /// Bans `targets` (addresses, or networks for a firewall action that takes
+    /// them) in `jail`, [`ADDRESSES_PER_COMMAND`] at a time; returns how many
+    /// were not banned there already. fail2ban gives every one the jail's
     /// `bantime` and does not check its `ignoreip`: the caller must.
-    pub fn ban(&mut self, jail: &str, ips: &[IpAddr]) -> Result<u64> {
-        self.per_address(&["set", checked(jail)?, "banip"], ips)
+    pub fn ban(&mut self, jail: &str, targets: &[IpNetwork]) -> Result<u64> {
+        self.per_address(&["set", checked(jail)?, "banip"], targets)
     }
 
-    /// Unbans `ips` from `jail`; returns how many were banned there.
-    pub fn unban(&mut self, jail: &str, ips: &[IpAddr]) -> Result<u64> {
-        self.per_address(&["set", checked(jail)?, "unbanip"], ips)
+    /// Unbans `targets` from `jail` (a network: every address banned inside
+    /// it); returns how many bans ended.
+    pub fn unban(&mut self, jail: &str, targets: &[IpNetwork]) -> Result<u64> {
+        self.per_address(&["set", checked(jail)?, "unbanip"], targets)
     }
 
-    /// Unbans `ips` from every jail; returns how many bans ended.
+    /// Unbans addresses from every jail; returns how many bans ended.
     pub fn unban_everywhere(&mut self, ips: &[IpAddr]) -> Result<u64> {
-        self.per_address(&["unban"], ips)
+        let targets: Vec<IpNetwork> = ips
+            .iter()
+            .map(|ip| IpNetwork::from(ip.to_canonical()))
+            .collect();
+        self.per_address(&["unban"], &targets)
     }
 
     /// The addresses banned in `jail` now.
@@ -180,12 +187,33 @@ impl Control {
     pub fn ignore(&mut self, jail: &str, networks: &[IpNetwork]) -> Result<()> {
         let jail = checked(jail)?;
         for chunk in networks.chunks(ADDRESSES_PER_COMMAND) {
-            let shown: Vec<String> = chunk.iter().map(shown_network).collect();
+            let shown: Vec<String> = chunk.iter().copied().map(target_text).collect();
             let mut command = vec!["set", jail, "addignoreip"];
             command.extend(shown.iter().map(String::as_str));
             self.call(&command)?;
         }
         Ok(())
+    }
+
+    /// Takes `network` out of `jail`'s `ignoreip`; false when it was not there.
+    pub fn unignore(&mut self, jail: &str, network: IpNetwork) -> Result<bool> {
+        let jail = checked(jail)?;
+        let shown = target_text(network);
+        if !self.ignored(jail)?.contains(&shown) {
+            return Ok(false);
+        }
+        self.call(&["set", jail, "delignoreip", &shown])?;
+        Ok(true)
+    }
+
+    /// `jail`'s bantime in seconds (-1: permanent).
+    pub fn bantime(&mut self, jail: &str) -> Result<i64> {
+        match self.call(&["get", checked(jail)?, "bantime"])? {
+            Value::I64(n) => Ok(n),
+            other => Err(Error::Fail2ban(format!(
+                "get {jail} bantime answered {other:?}"
+            ))),
+        }
     }
 
     /// `jail`'s `ignoreip`, as fail2ban shows it.
@@ -194,12 +222,12 @@ impl Control {
         Ok(list(&reply).iter().map(text).collect())
     }
 
-    fn per_address(&mut self, command: &[&str], ips: &[IpAddr]) -> Result<u64> {
+    fn per_address(&mut self, command: &[&str], targets: &[IpNetwork]) -> Result<u64> {
         let mut changed = 0;
-        for chunk in ips.chunks(ADDRESSES_PER_COMMAND) {
+        for chunk in targets.chunks(ADDRESSES_PER_COMMAND) {
             let shown: Vec<String> = chunk
                 .iter()
-                .map(|ip| ip.to_canonical().to_string())
+                .map(|net| target_text(canonical(*net)))
                 .collect();
             let mut full = command.to_vec();
             full.extend(shown.iter().map(String::as_str));
@@ -214,15 +242,6 @@ impl Control {
             };
         }
         Ok(changed)
-    }
-}
-
-/// A network as fail2ban's `ignoreip` takes it: a single address bare.
-fn shown_network(net: &IpNetwork) -> String {
-    if net.prefix() == if net.is_ipv4() { 32 } else { 128 } {
-        net.ip().to_string()
-    } else {
-        format!("{}/{}", net.network(), net.prefix())
     }
 }
 
@@ -299,18 +318,5 @@ mod tests {
             ]),
         ]);
         assert_eq!(pairs(&status).count(), 2);
-    }
-
-    #[test]
-    fn single_addresses_are_ignored_bare_and_networks_by_prefix() {
-        assert_eq!(shown_network(&"192.0.2.7/32".parse().unwrap()), "192.0.2.7");
-        assert_eq!(
-            shown_network(&"192.0.2.7/24".parse().unwrap()),
-            "192.0.2.0/24"
-        );
-        assert_eq!(
-            shown_network(&"2001:db8::/48".parse().unwrap()),
-            "2001:db8::/48"
-        );
     }
 }

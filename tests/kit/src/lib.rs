@@ -6,9 +6,13 @@
 //! - [`Sandbox`]: the real `aegis` binary with a private configuration, store and
 //!   spool, [`ReportWorld`] for `aegis-report`, and [`bin`] for any binary;
 //! - [`traffic`]: seeded generated attack traffic and small event builders;
-//! - [`fuzz`]: hostile text for the property tests of parsers.
+//! - [`fuzz`]: hostile text for the property tests of parsers;
+//! - [`fail2ban`]: private fail2ban servers, several side by side;
+//! - [`relay`]: a TCP relay to cut and restore, for stores that go away.
 
+pub mod fail2ban;
 pub mod fuzz;
+pub mod relay;
 mod report;
 mod sandbox;
 mod store;
