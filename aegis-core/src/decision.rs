@@ -182,6 +182,12 @@ impl Decision {
         self.hosts.is_empty() || self.hosts.iter().any(|h| h == host)
     }
 
+    /// Whether the sharing policy made it from a ban on `host` (which has
+    /// that ban already).
+    pub fn shared_from(&self, host: &str) -> bool {
+        matches!(&self.origin, Origin::Policy { host: h, .. } if h == host)
+    }
+
     /// Whether a ban or allow has ended by `now`.
     pub fn expired(&self, now: DateTime<Utc>) -> bool {
         self.until.is_some_and(|until| until <= now)

@@ -207,7 +207,7 @@ async fn tick(agent: &Agent, state: &mut State, links: &mut Links) -> Result<boo
             Ok(batch) => {
                 caught_up = (batch.len() as u32) < BATCH;
                 for decision in &batch {
-                    if decision.applies_to(&agent.host) {
+                    if decision.applies_to(&agent.host) && !decision.shared_from(&agent.host) {
                         changes.extend(next.apply(decision, now));
                     } else {
                         next.last = decision.id;
