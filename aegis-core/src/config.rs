@@ -171,6 +171,12 @@ pub struct WebSettings {
     pub password_hash: Option<Secret>,
     /// Serve a non-loopback address without authentication (for a trusted proxy).
     pub allow_unauthenticated: bool,
+    /// Let people ban, unban and allow from the dashboard and the API; needs
+    /// `write_token` or `user` and `password_hash`, even on loopback.
+    pub actions: bool,
+    /// A bearer token that may also make decisions (`POST /api/v1/decisions`);
+    /// `token` only reads.
+    pub write_token: Option<Secret>,
 }
 
 /// How `[report] transport` sends the report.

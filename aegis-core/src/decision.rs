@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::event::{check_name, check_text, truncate_ms};
 use crate::geo::{overlap, reserved_overlap};
+use crate::storage::Storage;
+use crate::timearg::parse_age;
 
 /// The widest network the sharing policy may ban: a /24 or a /64.
 pub const POLICY_PREFIX: (u8, u8) = (24, 64);
@@ -281,6 +283,123 @@ impl Decision {
         }
         Ok(())
     }
+}
+
+/// A person's decision as the CLI, the API and the dashboard take it: checked
+/// and made the same way from each.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// `ban`, `unban`, `allow`, or `revoke` (with `revokes`).
+    pub action: Option<Action>,
+    /// An address or a network (not for a revoke).
+    #[serde(default)]
+    pub target: String,
+    /// How long a ban or allow lasts (`5s`, `1h`, `7d`); absent: permanent.
+    #[serde(default, rename = "for")]
+    pub duration: Option<String>,
+    /// Only these hosts; empty: every host.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+    /// Make what [`Decision::check_safety`] refuses.
+    #[serde(default)]
+    pub force: bool,
+    /// The ban or allow a revoke ends.
+    #[serde(default)]
+    pub revokes: Option<u64>,
+}
+
+impl Request {
+    /// Checks the request, makes the decision as `user` and stores it.
+    pub async fn decide(&self, store: &dyn Storage, user: &str) -> Result<Decision> {
+        let log = store.decision_log();
+        let Some(action) = self.action else {
+            return Err(Error::invalid(
+                "say what to decide: ban, unban, allow or revoke",
+            ));
+        };
+        let decision = if action == Action::Revoke {
+            let id = self
+                .revokes
+                .ok_or_else(|| Error::invalid("a revoke names the decision it ends"))?;
+            Decision::revoking(&in_force(store, id).await?, user, &self.reason)
+        } else {
+            if self.revokes.is_some() {
+                return Err(Error::invalid("only a revoke names another decision"));
+            }
+            let target = parse_target(&self.target)?;
+            let hosts = self.hosts.iter().map(|h| h.trim().to_owned()).collect();
+            let mut decision =
+                Decision::by_person(action, target, user, &self.reason).on_hosts(hosts);
+            if let Some(length) = &self.duration {
+                if action == Action::Unban {
+                    return Err(Error::invalid(
+                        "an unban acts at once: a duration applies to ban and allow",
+                    ));
+                }
+                decision = decision.lasting(parse_age(length)?);
+            }
+            decision
+        };
+        decision.validate()?;
+        if !self.force {
+            let protected: Vec<IpNetwork> = log
+                .agents()
+                .await?
+                .into_iter()
+                .flat_map(|a| a.addresses)
+                .map(IpNetwork::from)
+                .collect();
+            decision.check_safety(&protected)?;
+        }
+        log.decide(&decision).await
+    }
+}
+
+/// Every decision, oldest first.
+pub async fn all(store: &dyn Storage) -> Result<Vec<Decision>> {
+    let mut all = Vec::new();
+    loop {
+        let last = all.last().map_or(0, |d: &Decision| d.id);
+        let page = store.decision_log().after(last, 1_000).await?;
+        if page.is_empty() {
+            return Ok(all);
+        }
+        all.extend(page);
+    }
+}
+
+/// The bans and allows in force now, oldest first.
+pub async fn active(store: &dyn Storage) -> Result<Vec<Decision>> {
+    let now = Utc::now();
+    let mut ledger = Ledger::default();
+    for d in all(store).await? {
+        ledger.apply(&d, now);
+    }
+    Ok(ledger.in_force(now).into_iter().cloned().collect())
+}
+
+/// Decision `id`, when it is a ban or allow still in force.
+async fn in_force(store: &dyn Storage, id: u64) -> Result<Decision> {
+    let found = store.decision_log().after(id.saturating_sub(1), 1).await?;
+    let Some(earlier) = found.into_iter().find(|d| d.id == id) else {
+        return Err(Error::invalid(format!("there is no decision #{id}")));
+    };
+    if !matches!(earlier.action, Action::Ban | Action::Allow) {
+        return Err(Error::invalid(format!(
+            "decision #{id} is an {}, which acted at once: only bans and allows can be revoked",
+            earlier.action
+        )));
+    }
+    if !active(store).await?.iter().any(|d| d.id == id) {
+        return Err(Error::invalid(format!(
+            "decision #{id} is no longer in force (ended, superseded or revoked)"
+        )));
+    }
+    Ok(earlier)
 }
 
 /// A network with the bits past its prefix cleared.

@@ -21,7 +21,7 @@ use actix_web::{web, HttpResponse};
 use aegis_core::WebSettings;
 use argon2::Argon2;
 use base64::Engine;
-use password_hash::rand_core::OsRng;
+use password_hash::rand_core::{OsRng, RngCore};
 use password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use sha2::{Digest, Sha256};
 
@@ -40,6 +40,12 @@ const TRACKED: usize = 10_000;
 #[derive(Default)]
 pub struct Auth {
     token: Option<[u8; 32]>,
+    /// Reads, and makes decisions when `actions` is on.
+    write_token: Option<[u8; 32]>,
+    /// `[web] actions`: people may make decisions.
+    actions: bool,
+    /// Signs the forms that make decisions, new at every start.
+    form_key: [u8; 32],
     basic: Option<Arc<(String, String)>>,
     verified: Mutex<Vec<[u8; 32]>>,
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
@@ -51,15 +57,22 @@ impl Auth {
     /// Reads `[web] token`, `user` and `password_hash`, checking the hash's form.
     pub fn from_settings(web: &WebSettings) -> aegis_core::Result<Self> {
         let config = |m: String| aegis_core::Error::Config(m);
-        let token = match web.token.as_ref().map(|t| t.expose().trim()) {
-            Some(t) if t.len() < 16 => {
-                return Err(config(
-                    "[web] token must be at least 16 characters; try: openssl rand -hex 24".into(),
-                ))
-            }
-            Some(t) => Some(Sha256::digest(t).into()),
-            None => None,
+        let digest = |key: &str, value: Option<&aegis_core::Secret>| match value
+            .map(|t| t.expose().trim())
+        {
+            Some(t) if t.len() < 16 => Err(config(format!(
+                "[web] {key} must be at least 16 characters; try: openssl rand -hex 24"
+            ))),
+            Some(t) => Ok(Some(<[u8; 32]>::from(Sha256::digest(t)))),
+            None => Ok(None),
         };
+        let token = digest("token", web.token.as_ref())?;
+        let write_token = digest("write_token", web.write_token.as_ref())?;
+        if write_token.is_some() && write_token == token {
+            return Err(config(
+                "[web] write_token must differ from token, which only reads".into(),
+            ));
+        }
         let basic = match (&web.user, &web.password_hash) {
             (Some(user), Some(hash)) => {
                 PasswordHash::new(hash.expose()).map_err(|e| {
@@ -81,8 +94,18 @@ impl Auth {
             .as_deref()
             .and_then(|u| url::Url::parse(u).ok())
             .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+        if web.actions && write_token.is_none() && basic.is_none() {
+            return Err(config(
+                "[web] actions needs credentials, even on loopback: set [web] write_token, or user and password_hash (aegis-web hash-password)".into(),
+            ));
+        }
+        let mut form_key = [0; 32];
+        OsRng.fill_bytes(&mut form_key);
         Ok(Auth {
             token,
+            write_token,
+            actions: web.actions,
+            form_key,
             basic,
             public_host,
             ..Auth::default()
@@ -91,7 +114,55 @@ impl Auth {
 
     /// Whether any credential is configured.
     pub fn is_configured(&self) -> bool {
-        self.token.is_some() || self.basic.is_some()
+        self.token.is_some() || self.write_token.is_some() || self.basic.is_some()
+    }
+
+    /// Whether people may make decisions here at all.
+    pub fn actions(&self) -> bool {
+        self.actions
+    }
+
+    /// Who may make decisions with `authorization`: the dashboard's user, or
+    /// `api` for the write token; `None` for readers, and for everyone while
+    /// actions are off.
+    pub(crate) async fn writer(&self, authorization: Option<&str>) -> Option<String> {
+        if !self.actions {
+            return None;
+        }
+        let value = authorization?;
+        if let Some(token) = value.strip_prefix("Bearer ") {
+            return matches(self.write_token, token).then(|| "api".to_owned());
+        }
+        let basic = self.basic.as_ref()?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(value.strip_prefix("Basic ")?.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())?;
+        let (user, password) = decoded.split_once(':')?;
+        if user != basic.0 || matches(self.token, password) || matches(self.write_token, password) {
+            return None;
+        }
+        // The middleware verified these credentials for this very request.
+        self.verify(authorization, false)
+            .await
+            .then(|| user.to_owned())
+    }
+
+    /// The token a form that makes decisions carries for `user`: forged forms
+    /// from other sites cannot know it.
+    pub(crate) fn form_token(&self, user: &str) -> String {
+        hmac(&self.form_key, user.as_bytes())
+    }
+
+    /// Whether `given` is `user`'s form token.
+    pub(crate) fn form_token_matches(&self, user: &str, given: &str) -> bool {
+        let want = self.form_token(user);
+        want.len() == given.len()
+            && want
+                .bytes()
+                .zip(given.bytes())
+                .fold(0, |acc, (a, b)| acc | (a ^ b))
+                == 0
     }
 
     /// Whether `authorization` carries valid credentials.
@@ -199,12 +270,34 @@ impl Auth {
             || self.public_host.as_deref() == Some(name.as_str())
     }
 
-    /// Compares digests, so the time taken says nothing about the token.
+    /// Whether `given` is the read token or the write token.
     fn token_matches(&self, given: &str) -> bool {
-        let given: [u8; 32] = Sha256::digest(given.trim()).into();
-        self.token
-            .is_some_and(|t| t.iter().zip(given).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0)
+        matches(self.token, given) | matches(self.write_token, given)
     }
+}
+
+/// Compares digests, so the time taken says nothing about the token.
+fn matches(token: Option<[u8; 32]>, given: &str) -> bool {
+    let given: [u8; 32] = Sha256::digest(given.trim()).into();
+    token.is_some_and(|t| t.iter().zip(given).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0)
+}
+
+/// HMAC-SHA256 of `message` under `key`, in hex.
+fn hmac(key: &[u8; 32], message: &[u8]) -> String {
+    let pad = |byte: u8| {
+        let mut block = [byte; 64];
+        block.iter_mut().zip(key).for_each(|(b, k)| *b ^= k);
+        block
+    };
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    let outer = Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize();
+    outer.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An Argon2id PHC string for `password`, for `[web] password_hash`.

@@ -11,6 +11,7 @@ pub mod app;
 mod assets;
 mod auth;
 mod cache;
+mod decide;
 mod demo;
 mod error;
 mod export;
@@ -123,6 +124,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(pages::scoped)
         .service(pages::ip)
         .service(pages::events)
+        .service(decide::page)
+        .service(decide::page_decide)
         .service(export::events_csv)
         .service(export::events_json)
         .service(export::blocklist)
@@ -137,6 +140,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
                 .service(api::events)
                 .service(api::ip)
                 .service(api::map)
+                .service(decide::api_list)
+                .service(decide::api_decide)
                 .default_service(web::to(api::not_found)),
         )
         .default_service(web::to(pages::not_found));

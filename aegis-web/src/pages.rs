@@ -26,6 +26,10 @@ pub fn templates() -> anyhow::Result<Tera> {
         ("overview.html", include_str!("../templates/overview.html")),
         ("ip.html", include_str!("../templates/ip.html")),
         ("events.html", include_str!("../templates/events.html")),
+        (
+            "decisions.html",
+            include_str!("../templates/decisions.html"),
+        ),
     ])?;
     Ok(tera)
 }
@@ -40,7 +44,7 @@ fn render_html(state: &State, name: &str, mut ctx: Context) -> Result<String, We
         .map_err(|e| WebError::internal(format!("rendering {name} failed: {e:?}")))
 }
 
-fn render(
+pub(crate) fn render(
     state: &State,
     status: StatusCode,
     name: &str,
@@ -136,8 +140,18 @@ pub async fn ip(
         ))
         .into());
     };
+    let store = state.heavy.as_ref();
+    let (decisions, active) = tokio::try_join!(
+        store.decision_log().on(ip),
+        aegis_core::decision::active(store)
+    )?;
     let mut ctx = Context::new();
     ctx.insert("d", &d);
+    ctx.insert(
+        "decisions",
+        &crate::decide::rows(&decisions, &active, clock(&state)),
+    );
+    ctx.insert("form", &crate::decide::form(&state, &req).await);
     render(&state, StatusCode::OK, "ip.html", ctx)
 }
 

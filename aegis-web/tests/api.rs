@@ -846,3 +846,268 @@ async fn health_says_why_only_to_the_admin() {
         .unwrap();
     assert!(admin.text().await.unwrap().contains("/srv/secret"));
 }
+
+const READ: &str = "0123456789abcdef-read";
+const WRITE: &str = "0123456789abcdef-write";
+
+/// A dashboard where people may decide: a read token, a write token and a login.
+async fn deciding() -> Server {
+    let auth = Auth::from_settings(&WebSettings {
+        token: Some(READ.into()),
+        write_token: Some(WRITE.into()),
+        user: Some("alice".into()),
+        password_hash: Some(hash_password("correct horse battery").unwrap().into()),
+        actions: true,
+        ..WebSettings::default()
+    })
+    .unwrap();
+    let s = Server::start(auth).await;
+    s.store
+        .record(&ban("45.155.205.7", "sshd", "web1", Duration::minutes(5)))
+        .await
+        .unwrap();
+    s
+}
+
+#[actix_web::test]
+async fn decisions_need_actions_and_write_credentials() {
+    let url = |s: &Server, p: &str| format!("{}{p}", s.base);
+    let ban = serde_json::json!({ "action": "ban", "target": "45.155.205.7", "for": "1h", "reason": "ssh" });
+
+    // Off unless turned on, and never without write credentials.
+    let off = Server::start(
+        Auth::from_settings(&WebSettings {
+            token: Some(READ.into()),
+            ..WebSettings::default()
+        })
+        .unwrap(),
+    )
+    .await;
+    let r = off
+        .http
+        .post(url(&off, "/api/v1/decisions"))
+        .bearer_auth(READ)
+        .json(&ban)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("[web] actions = true"));
+    let err = Auth::from_settings(&WebSettings {
+        actions: true,
+        ..WebSettings::default()
+    })
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("actions needs credentials"), "{err}");
+
+    let s = deciding().await;
+    let post = |token: &str| {
+        s.http
+            .post(url(&s, "/api/v1/decisions"))
+            .bearer_auth(token.to_owned())
+    };
+    // The read token reads and never writes.
+    let r = post(READ).json(&ban).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("only reads"));
+    // Another site's page cannot write, whatever the browser sends along.
+    let r = post(WRITE)
+        .header("Origin", "http://evil.example")
+        .json(&ban)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Nor can a form: the API takes JSON only.
+    let r = post(WRITE)
+        .form(&[("action", "ban"), ("target", "45.155.205.7")])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert!(s
+        .store
+        .decision_log()
+        .after(0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let r = post(WRITE).json(&ban).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let made: Value = r.json().await.unwrap();
+    assert_eq!(
+        made["origin"],
+        serde_json::json!({ "by": "person", "user": "api" })
+    );
+    assert_eq!(made["target"], "45.155.205.7/32");
+    let r = s
+        .http
+        .post(url(&s, "/api/v1/decisions"))
+        .basic_auth("alice", Some("correct horse battery"))
+        .json(&serde_json::json!({ "action": "revoke", "revokes": made["id"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let revoke: Value = r.json().await.unwrap();
+    assert_eq!(revoke["origin"]["user"], "alice");
+
+    // Bad requests say what was wrong.
+    for (body, says) in [
+        (
+            serde_json::json!({ "target": "45.155.205.7" }),
+            "say what to decide",
+        ),
+        (
+            serde_json::json!({ "action": "ban", "target": "45.0.0.0/8" }),
+            "wider than a /16",
+        ),
+        (
+            serde_json::json!({ "action": "ban", "target": "not-an-ip" }),
+            "invalid target",
+        ),
+        (
+            serde_json::json!({ "action": "unban", "target": "45.155.205.7", "for": "1h" }),
+            "acts at once",
+        ),
+        (
+            serde_json::json!({ "action": "revoke", "revokes": 99 }),
+            "no decision #99",
+        ),
+    ] {
+        let r = post(WRITE).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains(says), "{body}: {text}");
+    }
+    let r = post(WRITE)
+        .json(&serde_json::json!({ "action": "ban", "target": "45.155.205.7", "extra": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // Everyone who may read sees them.
+    let r = s
+        .http
+        .get(url(&s, "/api/v1/decisions"))
+        .bearer_auth(READ)
+        .send()
+        .await
+        .unwrap();
+    let listed: Value = r.json().await.unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    let r = s
+        .http
+        .get(url(&s, "/api/v1/decisions?active=true"))
+        .bearer_auth(READ)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap(), serde_json::json!([]));
+}
+
+#[actix_web::test]
+async fn dashboard_forms_decide_and_refuse_other_sites() {
+    let s = deciding().await;
+    let page = |auth: reqwest::RequestBuilder| async move {
+        auth.send().await.unwrap().text().await.unwrap()
+    };
+    let ip_page = format!("{}/ip/45.155.205.7", s.base);
+    // Readers see no form.
+    let html = page(s.http.get(&ip_page).bearer_auth(READ)).await;
+    assert!(!html.contains("name=\"csrf\""), "{html}");
+    let html = page(
+        s.http
+            .get(&ip_page)
+            .basic_auth("alice", Some("correct horse battery")),
+    )
+    .await;
+    let token = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the login sees the form")
+        .to_owned();
+    assert!(
+        html.contains("Ban everywhere")
+            && html.contains("Unban everywhere")
+            && html.contains(">Allow<")
+    );
+
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let submit = |origin: Option<&str>, csrf: &str| {
+        let mut r = no_redirect
+            .post(format!("{}/decisions", s.base))
+            .basic_auth("alice", Some("correct horse battery"))
+            .form(&[
+                ("action", "ban"),
+                ("target", "45.155.205.7"),
+                ("for", "2h"),
+                ("reason", "seen everywhere"),
+                ("csrf", csrf),
+                ("back", "/ip/45.155.205.7"),
+            ]);
+        if let Some(origin) = origin {
+            r = r.header("Origin", origin);
+        }
+        r.send()
+    };
+    for (origin, csrf, why) in [
+        (Some("http://evil.example"), token.as_str(), "another site"),
+        (None, token.as_str(), "says where it comes from"),
+        (
+            Some(s.base.as_str()),
+            "0".repeat(64).as_str(),
+            "out of date",
+        ),
+        (Some(s.base.as_str()), "", "out of date"),
+    ] {
+        let r = submit(origin, csrf).await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{why}");
+        assert!(r.text().await.unwrap().contains(why), "{why}");
+    }
+    assert!(s
+        .store
+        .decision_log()
+        .after(0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let r = submit(Some(s.base.as_str()), &token).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/ip/45.155.205.7");
+    let made = s.store.decision_log().after(0, 10).await.unwrap();
+    assert_eq!(made.len(), 1);
+    assert_eq!(
+        made[0].origin,
+        aegis_core::decision::Origin::Person {
+            user: "alice".into()
+        }
+    );
+    assert_eq!(made[0].reason, "seen everywhere");
+
+    // The address page and the decisions page show it, with who and when.
+    let html = page(s.http.get(&ip_page).bearer_auth(READ)).await;
+    assert!(
+        html.contains("seen everywhere") && html.contains("in force"),
+        "{html}"
+    );
+    let html = page(
+        s.http
+            .get(format!("{}/decisions", s.base))
+            .bearer_auth(READ),
+    )
+    .await;
+    assert!(
+        html.contains("alice") && html.contains("In force (1)"),
+        "{html}"
+    );
+}

@@ -325,7 +325,10 @@ fn note(state: &mut State, what: &str) {
 /// `aegis agent status`: every agent's last report.
 pub async fn status(store: &dyn Storage, json: bool) -> Result<()> {
     let agents = store.decision_log().agents().await?;
-    let latest = crate::decide::all(store).await?.last().map_or(0, |d| d.id);
+    let latest = aegis_core::decision::all(store)
+        .await?
+        .last()
+        .map_or(0, |d| d.id);
     if json {
         println!(
             "{}",
