@@ -150,6 +150,16 @@ impl SharePolicy {
         Ok(shared)
     }
 
+    /// Whether `host`'s circuit breaker is open: its bans made `per_minute`
+    /// decisions in the last minute, and the next are not shared.
+    pub async fn breaker_open(&self, store: &dyn Storage, host: &str) -> Result<bool> {
+        let made = store
+            .decision_log()
+            .made_from(host, Utc::now() - Duration::minutes(1))
+            .await?;
+        Ok(made >= u64::from(self.per_minute))
+    }
+
     /// Whether `event` is a ban this policy considers at all.
     fn shares(&self, event: &BanEvent) -> bool {
         event.kind == EventKind::Ban

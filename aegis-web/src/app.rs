@@ -128,6 +128,7 @@ async fn serve(cli: Cli) -> Result<()> {
         tz: settings.time_zone()?,
         auth,
         demo: cli.demo,
+        share: aegis_core::share::SharePolicy::from_settings(&settings.share)?,
     };
     let server = crate::serve(dashboard, listener)?;
     println!("aegis-web: serving {url} on http://{local}/");

@@ -71,6 +71,24 @@ pub fn rows(decisions: &[Decision], active: &[Decision], clock: Clock) -> Vec<De
         .collect()
 }
 
+/// Whether each of `hosts` has its circuit breaker open (empty when nothing is shared).
+pub async fn tripped<'a>(
+    state: &State,
+    hosts: impl Iterator<Item = &'a str>,
+) -> Result<Vec<(String, bool)>, WebError> {
+    let Some(policy) = &state.dashboard.share else {
+        return Ok(Vec::new());
+    };
+    let mut tripped = Vec::new();
+    for host in hosts {
+        let open = policy
+            .breaker_open(state.dashboard.storage.as_ref(), host)
+            .await?;
+        tripped.push((host.to_owned(), open));
+    }
+    Ok(tripped)
+}
+
 /// Who may decide on this request, if anyone.
 pub async fn writer(state: &State, req: &HttpRequest) -> Option<String> {
     let authorization = req
@@ -193,6 +211,19 @@ pub async fn page(state: web::Data<State>, req: HttpRequest) -> Result<HttpRespo
     ctx.insert("total", &all.len());
     ctx.insert("form", &form(&state, &req).await);
     ctx.insert("actions", &state.dashboard.auth.actions());
+    let reporting = store
+        .top(
+            &aegis_core::StatsQuery::last_days(1),
+            aegis_core::TopBy::Host,
+            1000,
+        )
+        .await?;
+    let open: Vec<String> = tripped(&state, reporting.iter().map(|h| h.key.as_str()))
+        .await?
+        .into_iter()
+        .filter_map(|(host, open)| open.then_some(host))
+        .collect();
+    ctx.insert("tripped", &open);
     crate::pages::render(&state, StatusCode::OK, "decisions.html", ctx)
 }
 

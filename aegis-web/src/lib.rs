@@ -45,6 +45,9 @@ pub struct Dashboard {
     pub auth: Auth,
     /// Show the "demo data" banner.
     pub demo: bool,
+    /// `[share]`, when bans are shared: the pages and `/metrics` show whose
+    /// circuit breaker is open.
+    pub share: Option<aegis_core::share::SharePolicy>,
 }
 
 /// Shared state of the running server.

@@ -90,6 +90,11 @@ pub async fn metrics(state: web::Data<State>) -> Result<HttpResponse, WebError> 
         store.top(&day, TopBy::Jail, 1000),
         store.top(&day, TopBy::Host, 1000),
     )?;
+    let (agents, decisions) = tokio::try_join!(
+        store.decision_log().agents(),
+        aegis_core::decision::active(store),
+    )?;
+    let tripped = crate::decide::tripped(&state, hosts.iter().map(|h| h.key.as_str())).await?;
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, rows: &[(String, f64)]| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
@@ -122,6 +127,48 @@ pub async fn metrics(state: web::Data<State>) -> Result<HttpResponse, WebError> 
         "New bans in the last 24 hours.",
         &[(String::new(), summary.bans as f64)],
     );
+    gauge(
+        "aegis_decisions_in_force",
+        "Bans and allows decided for the hosts that are in force now.",
+        &[(String::new(), decisions.len() as f64)],
+    );
+    let per_agent = |value: fn(&aegis_core::decision::AgentReport) -> f64| -> Vec<(String, f64)> {
+        agents
+            .iter()
+            .map(|a| (format!("{{host=\"{}\"}}", escape(&a.host)), value(a)))
+            .collect()
+    };
+    gauge(
+        "aegis_agent_last_decision",
+        "The last decision each host's agent has applied.",
+        &per_agent(|a| a.last as f64),
+    );
+    gauge(
+        "aegis_agent_report_timestamp_seconds",
+        "When each host's agent last reported.",
+        &per_agent(|a| a.seen.timestamp() as f64),
+    );
+    gauge(
+        "aegis_agent_failed",
+        "Changes fail2ban refused each host's agent since it started.",
+        &per_agent(|a| a.failed as f64),
+    );
+    if state.dashboard.share.is_some() {
+        let rows: Vec<(String, f64)> = tripped
+            .iter()
+            .map(|(host, open)| {
+                (
+                    format!("{{host=\"{}\"}}", escape(host)),
+                    f64::from(u8::from(*open)),
+                )
+            })
+            .collect();
+        gauge(
+            "aegis_share_breaker_open",
+            "1 when a host's bans are not shared: more shared bans in the last minute than [share] per_minute.",
+            &rows,
+        );
+    }
     let by = |label: &str, rows: Vec<aegis_core::TopEntry>| -> Vec<(String, f64)> {
         rows.into_iter()
             .map(|t| (format!("{{{label}=\"{}\"}}", escape(&t.key)), t.bans as f64))

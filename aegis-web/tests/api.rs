@@ -31,6 +31,14 @@ impl Server {
     }
 
     fn on(store: Arc<dyn Storage>, auth: Auth) -> Server {
+        Server::sharing(store, auth, None)
+    }
+
+    fn sharing(
+        store: Arc<dyn Storage>,
+        auth: Auth,
+        share: Option<aegis_core::share::SharePolicy>,
+    ) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let dashboard = Dashboard {
@@ -38,6 +46,7 @@ impl Server {
             tz: "Europe/Berlin".parse().unwrap(),
             auth,
             demo: false,
+            share,
         };
         let server = aegis_web::serve(dashboard, listener).unwrap();
         actix_web::rt::spawn(server);
@@ -1110,4 +1119,44 @@ async fn dashboard_forms_decide_and_refuse_other_sites() {
         html.contains("alice") && html.contains("In force (1)"),
         "{html}"
     );
+}
+
+#[actix_web::test]
+async fn an_open_circuit_breaker_shows_on_the_decisions_page_and_in_metrics() {
+    let store = connect(&StorageUrl::parse("sqlite::memory:").unwrap())
+        .await
+        .unwrap();
+    let share = aegis_core::share::SharePolicy::from_settings(&aegis_core::ShareSettings {
+        enabled: true,
+        per_minute: Some(1),
+        ..Default::default()
+    })
+    .unwrap();
+    let s = Server::sharing(store, Auth::default(), share);
+    for host in ["web1", "web2"] {
+        s.store
+            .record(&ban("45.155.205.7", "sshd", host, Duration::minutes(1)))
+            .await
+            .unwrap();
+    }
+    let decision = aegis_core::decision::Decision::by_policy(
+        aegis_core::decision::parse_target("45.155.205.7").unwrap(),
+        "share",
+        "web1",
+        "ban:1".into(),
+    );
+    s.store.decision_log().decide(&decision).await.unwrap();
+    let (_, html) = s.text("/decisions").await;
+    assert!(html.contains("Circuit breaker open for web1"), "{html}");
+    assert!(!html.contains("Circuit breaker open for web2"));
+    let (_, metrics) = s.text("/metrics").await;
+    assert!(
+        metrics.contains("aegis_share_breaker_open{host=\"web1\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("aegis_share_breaker_open{host=\"web2\"} 0"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("aegis_decisions_in_force 1"), "{metrics}");
 }

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use aegis_core::decision::{target_text, Change, Decision};
+use aegis_core::decision::{target_text, Change, Decision, PERSON_PREFIX};
 use aegis_core::fail2ban::control::Control;
 use aegis_core::geo::overlap;
 use aegis_core::{Error, IpNetwork, Result};
@@ -113,6 +113,12 @@ impl Local {
 
     /// Why this host must not ban `target`, if it must not.
     fn refusal(&self, target: IpNetwork) -> Option<String> {
+        let (v4, v6) = PERSON_PREFIX;
+        if target.prefix() < if target.is_ipv4() { v4 } else { v6 } {
+            return Some(format!(
+                "wider than a /{v4} or /{v6}: an agent bans no more at once"
+            ));
+        }
         if let Some(own) = self.own.iter().find(|own| overlap(**own, target)) {
             return Some(format!(
                 "holds this host's own address {}",

@@ -81,6 +81,8 @@ struct Agent {
 impl Agent {
     fn from_context(ctx: &Context) -> Result<Self> {
         let settings = &ctx.settings;
+        // The same `[share]` as the writer's; a mistake in it is said here, at start.
+        aegis_core::share::SharePolicy::from_settings(&settings.share)?;
         let mut own: Vec<IpNetwork> = if_addrs::get_if_addrs()
             .map(|ifs| {
                 ifs.iter()
