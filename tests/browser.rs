@@ -55,8 +55,8 @@ async fn fill(db: &Path) {
     store.record(&e).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn dashboard_works_in_chromium() {
+/// Chromium and the driver, or a failure that says how to get them.
+fn browser() -> (PathBuf, String) {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     require(
@@ -69,16 +69,15 @@ async fn dashboard_works_in_chromium() {
         here.join("node_modules/playwright-core").exists(),
         "run `npm ci` in tests/browser",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("events.db");
-    fill(&db).await;
-    let config = dir.path().join("aegis.toml");
-    std::fs::write(&config, "timezone = \"Europe/Berlin\"\n").unwrap();
+    (here, chromium)
+}
 
+/// `aegis-web` on a free port with `config` and the store `db`: the server and its base URL.
+fn serve(config: &Path, db: &Path) -> (Killed, String) {
     let mut server = Killed(
         Command::new(aegis_testkit::bin("aegis-web"))
             .args(["--bind", "127.0.0.1:0", "--config"])
-            .arg(&config)
+            .arg(config)
             .arg("--storage")
             .arg(format!("sqlite://{}", db.display()))
             .env_remove("AEGIS_STORAGE_URL")
@@ -96,6 +95,18 @@ async fn dashboard_works_in_chromium() {
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .trim_end_matches('/')
         .to_owned();
+    (server, base)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboard_works_in_chromium() {
+    let (here, chromium) = browser();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    fill(&db).await;
+    let config = dir.path().join("aegis.toml");
+    std::fs::write(&config, "timezone = \"Europe/Berlin\"\n").unwrap();
+    let (_server, base) = serve(&config, &db);
 
     let screenshots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
     let run = Command::new("node")
@@ -112,4 +123,60 @@ async fn dashboard_works_in_chromium() {
     println!("{out}");
     assert!(run.status.success(), "browser checks failed:\n{out}\n{err}");
     assert!(screenshots.join("overview.png").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn decisions_are_made_from_the_dashboard_and_not_from_other_sites() {
+    let (here, chromium) = browser();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    fill(&db).await;
+    let config = dir.path().join("aegis.toml");
+    let password = "correct horse battery";
+    std::fs::write(
+        &config,
+        format!(
+            "[web]\nuser = \"alice\"\npassword_hash = \"{}\"\nactions = true\n",
+            aegis_web::hash_password(password).unwrap()
+        ),
+    )
+    .unwrap();
+    let (_server, base) = serve(&config, &db);
+    let target = "45.155.205.7";
+    let store = aegis_testkit::open_sqlite(&db).await;
+    let mut e = BanEvent::new(
+        EventKind::Ban,
+        parse_ip(target).unwrap(),
+        "sshd",
+        "web-1.demo.invalid",
+        Utc::now() - Duration::minutes(2),
+    )
+    .unwrap();
+    e.bantime = Some(600);
+    store.record(&e).await.unwrap();
+
+    let run = Command::new("node")
+        .current_dir(&here)
+        .args(["decide.mjs", &base, "alice", password, target])
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("node runs (apt-get install nodejs npm)");
+    let out = String::from_utf8_lossy(&run.stdout);
+    println!("{out}");
+    assert!(
+        run.status.success(),
+        "browser checks failed:\n{out}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let made = store.decision_log().after(0, 100).await.unwrap();
+    let actions: Vec<String> = made
+        .iter()
+        .map(|d| format!("{} {}", d.action, d.target_text()))
+        .collect();
+    assert_eq!(
+        actions,
+        [format!("ban {target}"), format!("unban {target}")],
+        "nothing from the other site"
+    );
+    assert!(made.iter().all(|d| d.origin.to_string() == "alice"));
 }

@@ -315,6 +315,16 @@ async fn bans_are_shared_unbanned_allowed_and_expire(fleet: &mut Fleet) {
                 .all(|j| c.ignored(j).unwrap().iter().any(|i| i == "45.155.206.0/24"))
         })
     });
+    // fail2ban forgets run-time ignoreip on reload: the agent puts it back.
+    let out = fleet.hosts[1].f2b.client(&["reload"]);
+    assert!(out.status.success(), "{}", text(&out));
+    fleet.wait("the allow is back after B's fail2ban reloads", |f| {
+        let mut c = f.hosts[1].control();
+        c.ignored("sshd")
+            .unwrap()
+            .iter()
+            .any(|i| i == "45.155.206.0/24")
+    });
     let allowed = "45.155.206.5";
     fleet.hosts[0].fail_ssh(allowed);
     fleet.wait("A bans locally", |f| f.hosts[0].holds("sshd", allowed));

@@ -43,7 +43,6 @@ pub async fn revoke(store: &dyn Storage, id: u64, reason: &str, json: bool) -> R
 
 /// `aegis decisions`
 pub async fn list(store: &dyn Storage, args: &DecisionsArgs) -> Result<()> {
-    let now = Utc::now();
     let decisions: Vec<Decision> = if args.active {
         decision::active(store).await?
     } else {
@@ -58,6 +57,13 @@ pub async fn list(store: &dyn Storage, args: &DecisionsArgs) -> Result<()> {
         println!("no decisions{}", if args.active { " in force" } else { "" });
         return Ok(());
     }
+    print_table(&decisions);
+    Ok(())
+}
+
+/// Decisions as a table, oldest first.
+pub fn print_table(decisions: &[Decision]) {
+    let now = Utc::now();
     let rows: Vec<Vec<String>> = decisions.iter().map(|d| row(d, now)).collect();
     print!(
         "{}",
@@ -66,7 +72,6 @@ pub async fn list(store: &dyn Storage, args: &DecisionsArgs) -> Result<()> {
             &rows
         )
     );
-    Ok(())
 }
 
 fn row(d: &Decision, now: chrono::DateTime<Utc>) -> Vec<String> {

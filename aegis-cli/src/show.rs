@@ -136,8 +136,13 @@ pub async fn top(store: &dyn Storage, args: &TopArgs) -> Result<()> {
 pub async fn ip(store: &dyn Storage, ip: &str, json: bool) -> Result<()> {
     let ip = parse_ip(ip)?;
     let history = store.ip_history(ip).await?;
+    let decisions = store.decision_log().on(ip).await?;
     if json {
-        return print_json(&json!({ "ip": ip, "events": history }));
+        return print_json(&json!({ "ip": ip, "events": history, "decisions": decisions }));
+    }
+    if !decisions.is_empty() {
+        crate::decide::print_table(&decisions);
+        println!();
     }
     if history.is_empty() {
         println!("{ip}: no events stored");

@@ -1091,8 +1091,8 @@ async fn decisions_are_kept_in_order_and_found_by_address(store: Store) {
     assert_eq!(log.after(0, 100).await.unwrap().len(), 5, "nothing stored");
 }
 
-/// Writers deciding at once, one of them re-deciding what the others decide,
-/// and a reader following them: every decision is stored once under its own
+/// Writers deciding at once, one of them 30 s behind the others' clocks, all
+/// re-deciding some of the same keyed decisions, and a reader following them: every decision is stored once under its own
 /// id, and the reader, asking only for what follows the last id it saw, sees
 /// every one of them once and in order.
 async fn concurrent_deciders_neither_skip_nor_repeat(store: Store) {
@@ -1105,11 +1105,15 @@ async fn concurrent_deciders_neither_skip_nor_repeat(store: Store) {
                 for n in 0..EACH {
                     let target = parse_target(&format!("45.155.{w}.{n}")).unwrap();
                     let shared = format!("shared-{n}");
-                    let decision = if n % 5 == 0 {
+                    let mut decision = if n % 5 == 0 {
                         Decision::by_policy(target, "ssh", "web1", shared)
                     } else {
                         Decision::by_person(Action::Ban, target, "alice", "")
                     };
+                    // One writer's clock is 30 s behind the others'.
+                    if w == 1 {
+                        decision.created -= Duration::seconds(30);
+                    }
                     store.decision_log().decide(&decision).await.unwrap();
                 }
             })

@@ -9,6 +9,8 @@
 //! dashboard's own pages carry. The API takes JSON only, which no other site's
 //! form can send. Every decision records who made it and when.
 
+use std::io::Write;
+
 use actix_web::http::{header, StatusCode};
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use aegis_core::decision::{self, Action, Decision, Request};
@@ -156,7 +158,9 @@ async fn made(state: &State, request: &Request, user: &str) -> Result<Decision, 
     let stored = request
         .decide(state.dashboard.storage.as_ref(), user)
         .await?;
-    println!(
+    // The audit trail's line; a closed stdout must not cost the answer.
+    let _ = writeln!(
+        std::io::stdout().lock(),
         "aegis-web: {user} decided #{}: {} {}",
         stored.id,
         stored.action,

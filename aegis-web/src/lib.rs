@@ -93,7 +93,9 @@ pub fn serve(dashboard: Dashboard, listener: TcpListener) -> anyhow::Result<Serv
                     .add(("Content-Security-Policy", CSP))
                     .add(("X-Content-Type-Options", "nosniff"))
                     .add(("X-Frame-Options", "DENY"))
-                    .add(("Referrer-Policy", "no-referrer"))
+                    // Nothing leaves for other sites; this dashboard's own
+                    // forms keep their Origin (with `no-referrer` it is "null").
+                    .add(("Referrer-Policy", "same-origin"))
                     .add((
                         "Permissions-Policy",
                         "geolocation=(), camera=(), microphone=()",

@@ -23,6 +23,14 @@ use crate::context::Context;
 use crate::table::render;
 use local::Local;
 
+/// A line for the system log (the service's stderr); a closed stderr is no reason to stop.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 /// Decisions read per batch.
 const BATCH: u32 = 1_000;
 /// How often allows are checked against every jail's ignoreip.
@@ -153,7 +161,7 @@ pub fn run(ctx: &Context, once: bool) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    eprintln!(
+    say!(
         "aegis agent: {} applies decisions after #{} to {} (jail {})",
         agent.host,
         state.ledger.last,
@@ -185,7 +193,7 @@ async fn tick(agent: &Agent, state: &mut State, links: &mut Links) -> Result<boo
             let mut local = Local::connect(&agent.socket, &agent.jail, agent.own.clone())?;
             let bantime = local.shared_bantime()?;
             if bantime != -1 {
-                eprintln!(
+                say!(
                     "aegis agent: warning: jail {} has bantime {bantime}: fail2ban ends its bans then, whatever the decision said; set bantime = -1 and the agent ends them on time",
                     agent.jail
                 );
@@ -235,10 +243,10 @@ async fn tick(agent: &Agent, state: &mut State, links: &mut Links) -> Result<boo
             log_change(line);
         }
         for why in &outcome.refused {
-            eprintln!("aegis agent: refused {why}");
+            say!("aegis agent: refused {why}");
         }
         for why in &outcome.failed {
-            eprintln!("aegis agent: fail2ban refused {why}");
+            say!("aegis agent: fail2ban refused {why}");
         }
         state.applied += outcome.applied;
         state.refused += outcome.refused.len() as u64;
@@ -263,7 +271,7 @@ async fn tick(agent: &Agent, state: &mut State, links: &mut Links) -> Result<boo
             }
         };
         if restored > 0 {
-            eprintln!("aegis agent: {restored} allowed networks put back into fail2ban's ignoreip (it had reloaded)");
+            say!("aegis agent: {restored} allowed networks put back into fail2ban's ignoreip (it had reloaded)");
         }
         links.allows_checked = Some(Instant::now());
     }
@@ -284,7 +292,7 @@ async fn tick(agent: &Agent, state: &mut State, links: &mut Links) -> Result<boo
 
 fn log_change(change: &Change) {
     match change {
-        Change::Ban(d) => eprintln!(
+        Change::Ban(d) => say!(
             "aegis agent: #{} ban {}{}",
             d.id,
             d.target_text(),
@@ -293,7 +301,7 @@ fn log_change(change: &Change) {
                 u.format("%Y-%m-%d %H:%M:%S UTC")
             ))
         ),
-        Change::Unban { target, everywhere } => eprintln!(
+        Change::Unban { target, everywhere } => say!(
             "aegis agent: unban {} from {}",
             aegis_core::decision::target_text(*target),
             if *everywhere {
@@ -303,12 +311,12 @@ fn log_change(change: &Change) {
             }
         ),
         Change::Allow(target) => {
-            eprintln!(
+            say!(
                 "aegis agent: allow {}",
                 aegis_core::decision::target_text(*target)
             )
         }
-        Change::Disallow(target) => eprintln!(
+        Change::Disallow(target) => say!(
             "aegis agent: allow of {} ended",
             aegis_core::decision::target_text(*target)
         ),
@@ -319,7 +327,7 @@ fn log_change(change: &Change) {
 /// Says a failure once, not once a round.
 fn note(state: &mut State, what: &str) {
     if state.error.as_deref() != Some(what) {
-        eprintln!("aegis agent: {what}");
+        say!("aegis agent: {what}");
         state.error = Some(what.to_owned());
     }
 }
