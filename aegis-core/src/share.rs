@@ -115,7 +115,7 @@ impl SharePolicy {
             for decision in log.on(event.ip).await? {
                 ledger.apply(&decision, now);
             }
-            let until = self.until(event, now);
+            let until = Some(now + self.length(event));
             if ledger.allow_of(IpNetwork::from(event.ip)).is_some()
                 || self.already_banned(&ledger, event.ip, until, now)
                 || !self.meets_thresholds(store, event, now).await?
@@ -144,7 +144,7 @@ impl SharePolicy {
                 format!("ban:{}", event.id()),
             );
             decision.reason = format!("banned by {} on {}", event.jail, event.host);
-            decision.until = until;
+            decision = decision.lasting(self.length(event));
             shared.decided.push(log.decide(&decision).await?);
         }
         Ok(shared)
@@ -169,17 +169,18 @@ impl SharePolicy {
             && reserved_range(event.ip).is_none()
     }
 
-    /// The shared ban's end: the local ban's length, capped; permanent bans get the cap.
-    fn until(&self, event: &BanEvent, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let length = match event.bantime {
+    /// The shared ban's length: the local ban's, capped; permanent bans get the cap.
+    fn length(&self, event: &BanEvent) -> Duration {
+        match event.bantime {
             Some(secs) if secs > 0 => Duration::seconds(secs).min(self.max_duration),
             Some(_) => self.max_duration,
             None => self.duration,
-        };
-        Some(now + length)
+        }
     }
 
-    /// A ban for every host that already lasts as long.
+    /// A ban for every host in force that lasts about as long already (to
+    /// within a tenth of the new ban, or a minute): a new decision would only
+    /// repeat it.
     fn already_banned(
         &self,
         ledger: &Ledger,
@@ -187,11 +188,12 @@ impl SharePolicy {
         until: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> bool {
+        let wanted = until.map(|u| u - ((u - now) / 10).max(Duration::minutes(1)));
         ledger.in_force(now).iter().any(|d| {
             d.action == Action::Ban
                 && d.hosts.is_empty()
                 && d.target.contains(ip)
-                && (d.until.is_none() || d.until >= until)
+                && (d.until.is_none() || d.until >= wanted)
         })
     }
 
