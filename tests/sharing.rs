@@ -280,6 +280,25 @@ async fn bans_are_shared_unbanned_allowed_and_expire(fleet: &mut Fleet) {
     assert_eq!(decisions[0].action, Action::Ban);
     assert!(matches!(&decisions[0].origin, Origin::Policy { host, .. } if host == "A"));
     assert!(decisions[0].until.is_some(), "as long as A's bantime");
+    // Each agent records what it did: B and C applied it; A had it already.
+    fleet.wait("B and C record the ban as applied", |_| {
+        let applied = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                fleet
+                    .store()
+                    .await
+                    .decision_log()
+                    .applied(&[decisions[0].id])
+                    .await
+                    .unwrap()
+            })
+        });
+        let hosts: Vec<(&str, &str)> = applied
+            .iter()
+            .map(|a| (a.host.as_str(), a.outcome.as_str()))
+            .collect();
+        hosts == [("B", "applied"), ("C", "applied")]
+    });
     // The applied bans are not new attacks, and make no decisions.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(fleet.decisions().await.len(), 1);

@@ -57,21 +57,35 @@ pub async fn list(store: &dyn Storage, args: &DecisionsArgs) -> Result<()> {
         println!("no decisions{}", if args.active { " in force" } else { "" });
         return Ok(());
     }
-    print_table(&decisions);
-    Ok(())
+    print_table(store, &decisions).await
 }
 
-/// Decisions as a table, oldest first.
-pub fn print_table(decisions: &[Decision]) {
+/// Decisions as a table, oldest first, with what each host's agent did.
+pub async fn print_table(store: &dyn Storage, decisions: &[Decision]) -> Result<()> {
+    let ids: Vec<u64> = decisions.iter().map(|d| d.id).collect();
+    let applied = store.decision_log().applied(&ids).await?;
     let now = Utc::now();
-    let rows: Vec<Vec<String>> = decisions.iter().map(|d| row(d, now)).collect();
+    let rows: Vec<Vec<String>> = decisions
+        .iter()
+        .map(|d| {
+            let mut row = row(d, now);
+            let agents: Vec<String> = applied
+                .iter()
+                .filter(|a| a.decision == d.id)
+                .map(|a| format!("{} {}", a.host, a.outcome.as_str()))
+                .collect();
+            row.push(agents.join(", "));
+            row
+        })
+        .collect();
     print!(
         "{}",
         render(
-            &["id", "action", "target", "hosts", "until", "by", "made", "reason"],
+            &["id", "action", "target", "hosts", "until", "by", "made", "reason", "agents"],
             &rows
         )
     );
+    Ok(())
 }
 
 fn row(d: &Decision, now: chrono::DateTime<Utc>) -> Vec<String> {

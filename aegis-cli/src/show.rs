@@ -141,7 +141,7 @@ pub async fn ip(store: &dyn Storage, ip: &str, json: bool) -> Result<()> {
         return print_json(&json!({ "ip": ip, "events": history, "decisions": decisions }));
     }
     if !decisions.is_empty() {
-        crate::decide::print_table(&decisions);
+        crate::decide::print_table(store, &decisions).await?;
         println!();
     }
     if history.is_empty() {

@@ -477,6 +477,45 @@ pub struct AgentReport {
     pub error: Option<String>,
 }
 
+/// What became of a decision on one host, as its agent recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The decision.
+    pub decision: u64,
+    /// The host.
+    pub host: String,
+    /// When the agent applied (or refused) it.
+    pub at: DateTime<Utc>,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Why it was refused or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// What an agent did with a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Applied to the host's fail2ban.
+    Applied,
+    /// Not applied on purpose (allowed, ignored, this host's own address).
+    Refused,
+    /// fail2ban refused it.
+    Failed,
+}
+
+impl Outcome {
+    /// The lower-case word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
 /// What applying one decision (or the passing of time) changes on a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use aegis_core::decision::{parse_target, Action, AgentReport, Decision};
+use aegis_core::decision::{parse_target, Action, AgentReport, Applied, Decision, Outcome};
 use aegis_core::{
     BanEvent, EventFilter, EventKind, Geo, Order, Page, Recorded, Scope, StatsQuery, Storage,
     TopBy, Tz,
@@ -58,7 +58,7 @@ conformance!(
     geo_cache_round_trips,
     decisions_are_kept_in_order_and_found_by_address,
     concurrent_deciders_neither_skip_nor_repeat,
-    agents_reports_replace_each_other,
+    agents_reports_and_applications_replace_earlier_ones,
 );
 
 type Store = Arc<dyn Storage>;
@@ -1136,7 +1136,7 @@ async fn concurrent_deciders_neither_skip_nor_repeat(store: Store) {
     assert_eq!(keys.len(), EACH.div_ceil(5));
 }
 
-async fn agents_reports_replace_each_other(store: Store) {
+async fn agents_reports_and_applications_replace_earlier_ones(store: Store) {
     let log = store.decision_log();
     let report = |host: &str, last| AgentReport {
         host: host.into(),
@@ -1156,4 +1156,32 @@ async fn agents_reports_replace_each_other(store: Store) {
         [report("web1", 9), report("web2", 3)]
     );
     assert!(log.report_agent(&report("", 1)).await.is_err());
+
+    let at = Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap();
+    let applied = |decision, host: &str, outcome, detail: Option<&str>| Applied {
+        decision,
+        host: host.into(),
+        at,
+        outcome,
+        detail: detail.map(Into::into),
+    };
+    log.record_applied(&[
+        applied(7, "web2", Outcome::Failed, Some("fail2ban: refused")),
+        applied(7, "web1", Outcome::Applied, None),
+        applied(8, "web1", Outcome::Refused, Some("in this host's ignoreip")),
+    ])
+    .await
+    .unwrap();
+    log.record_applied(&[applied(7, "web2", Outcome::Applied, None)])
+        .await
+        .unwrap();
+    assert_eq!(
+        log.applied(&[7, 8, 9]).await.unwrap(),
+        [
+            applied(7, "web1", Outcome::Applied, None),
+            applied(7, "web2", Outcome::Applied, None),
+            applied(8, "web1", Outcome::Refused, Some("in this host's ignoreip")),
+        ]
+    );
+    assert!(log.applied(&[1]).await.unwrap().is_empty());
 }

@@ -39,12 +39,22 @@ pub struct DecisionRow {
     reason: String,
     /// A ban or allow in force, which a person may revoke.
     active: bool,
+    /// What the hosts' agents did with it: "web1 applied, web2 refused: …".
+    applied: Vec<String>,
 }
 
-/// The rows of `decisions`, newest first, marking those in `active`.
-pub fn rows(decisions: &[Decision], active: &[Decision], clock: Clock) -> Vec<DecisionRow> {
+/// The rows of `decisions`, newest first, marking those in `active`, with
+/// what the agents did with each.
+pub async fn rows(
+    state: &State,
+    decisions: &[Decision],
+    active: &[Decision],
+) -> Result<Vec<DecisionRow>, WebError> {
+    let ids: Vec<u64> = decisions.iter().map(|d| d.id).collect();
+    let applied = state.heavy.decision_log().applied(&ids).await?;
+    let clock = Clock(state.dashboard.tz);
     let now = Utc::now();
-    decisions
+    Ok(decisions
         .iter()
         .rev()
         .map(|d| DecisionRow {
@@ -69,8 +79,16 @@ pub fn rows(decisions: &[Decision], active: &[Decision], clock: Clock) -> Vec<De
             made: clock.show(d.created),
             reason: d.reason.clone(),
             active: active.iter().any(|a| a.id == d.id),
+            applied: applied
+                .iter()
+                .filter(|a| a.decision == d.id)
+                .map(|a| match &a.detail {
+                    Some(why) => format!("{} {}: {why}", a.host, a.outcome.as_str()),
+                    None => format!("{} {}", a.host, a.outcome.as_str()),
+                })
+                .collect(),
         })
-        .collect()
+        .collect())
 }
 
 /// Whether each of `hosts` has its circuit breaker open (empty when nothing is shared).
@@ -207,11 +225,10 @@ pub async fn page(state: web::Data<State>, req: HttpRequest) -> Result<HttpRespo
     let store = state.heavy.as_ref();
     let all = decision::all(store).await?;
     let active = decision::active(store).await?;
-    let clock = Clock(state.dashboard.tz);
     let latest = &all[all.len().saturating_sub(LISTED)..];
     let mut ctx = Context::new();
-    ctx.insert("active", &rows(&active, &active, clock));
-    ctx.insert("latest", &rows(latest, &active, clock));
+    ctx.insert("active", &rows(&state, &active, &active).await?);
+    ctx.insert("latest", &rows(&state, latest, &active).await?);
     ctx.insert("total", &all.len());
     ctx.insert("form", &form(&state, &req).await);
     ctx.insert("actions", &state.dashboard.auth.actions());

@@ -149,7 +149,7 @@ pub async fn ip(
     ctx.insert("d", &d);
     ctx.insert(
         "decisions",
-        &crate::decide::rows(&decisions, &active, clock(&state)),
+        &crate::decide::rows(&state, &decisions, &active).await?,
     );
     ctx.insert("form", &crate::decide::form(&state, &req).await);
     render(&state, StatusCode::OK, "ip.html", ctx)

@@ -808,6 +808,12 @@ impl aegis_core::DecisionLog for Down {
     async fn made_from(&self, _: &str, _: chrono::DateTime<Utc>) -> aegis_core::Result<u64> {
         down()
     }
+    async fn record_applied(&self, _: &[aegis_core::decision::Applied]) -> aegis_core::Result<()> {
+        down()
+    }
+    async fn applied(&self, _: &[u64]) -> aegis_core::Result<Vec<aegis_core::decision::Applied>> {
+        down()
+    }
     async fn report_agent(&self, _: &AgentReport) -> aegis_core::Result<()> {
         down()
     }

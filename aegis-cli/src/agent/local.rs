@@ -36,6 +36,25 @@ pub struct Outcome {
     pub failed: Vec<String>,
 }
 
+impl Outcome {
+    /// The decision's outcome on this host, and why when it was not applied.
+    pub fn verdict(&self) -> (aegis_core::decision::Outcome, Option<String>) {
+        use aegis_core::decision::Outcome::{Applied, Failed, Refused};
+        // Kept short and on one line: fail2ban's answers can be neither.
+        let shown = |why: &String| {
+            why.chars()
+                .take(300)
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect()
+        };
+        match (self.failed.first(), self.refused.first()) {
+            (Some(why), _) => (Failed, Some(shown(why))),
+            (None, Some(why)) => (Refused, Some(shown(why))),
+            (None, None) => (Applied, None),
+        }
+    }
+}
+
 impl Local {
     /// Connects and checks that the shared jail exists.
     pub fn connect(socket: &Path, jail: &str, own: Vec<IpNetwork>) -> Result<Self> {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aegis_core::decision::{AgentReport, Change, Ledger};
+use aegis_core::decision::{AgentReport, Applied, Change, Ledger};
 use aegis_core::fail2ban::control::DEFAULT_SOCKET;
 use aegis_core::share::SHARED_JAIL;
 use aegis_core::{connect, Error, IpNetwork, Settings, Storage, StorageUrl};
@@ -204,7 +204,8 @@ async fn tick(agent: &Agent, state: &mut State, links: &mut Links) -> Result<boo
     };
     let now = Utc::now();
     let mut next = state.ledger.clone();
-    let mut changes = next.expire(now);
+    // What to change, decision by decision (the first: bans and allows that ended).
+    let mut work: Vec<(Option<u64>, Vec<Change>)> = vec![(None, next.expire(now))];
     let mut caught_up = true;
     if links.store.is_none() {
         match connect(&agent.url).await {
@@ -218,7 +219,7 @@ async fn tick(agent: &Agent, state: &mut State, links: &mut Links) -> Result<boo
                 caught_up = (batch.len() as u32) < BATCH;
                 for decision in &batch {
                     if decision.applies_to(&agent.host) && !decision.shared_from(&agent.host) {
-                        changes.extend(next.apply(decision, now));
+                        work.push((Some(decision.id), next.apply(decision, now)));
                     } else {
                         next.last = decision.id;
                     }
@@ -232,30 +233,50 @@ async fn tick(agent: &Agent, state: &mut State, links: &mut Links) -> Result<boo
         }
     }
     if next != state.ledger {
-        let outcome = match local.apply(&changes) {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                links.local = None;
-                return Err(e.into());
+        let mut applied = Vec::new();
+        for (decision, changes) in work.iter().filter(|(_, c)| !c.is_empty()) {
+            // One decision at a time: fail2ban's socket thread is never held
+            // for long, and each outcome belongs to its decision.
+            let outcome = match local.apply(changes) {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    links.local = None;
+                    return Err(e.into());
+                }
+            };
+            changes.iter().for_each(log_change);
+            for why in &outcome.refused {
+                say!("aegis agent: refused {why}");
             }
-        };
-        for line in &changes {
-            log_change(line);
-        }
-        for why in &outcome.refused {
-            say!("aegis agent: refused {why}");
-        }
-        for why in &outcome.failed {
-            say!("aegis agent: fail2ban refused {why}");
-        }
-        state.applied += outcome.applied;
-        state.refused += outcome.refused.len() as u64;
-        state.failed += outcome.failed.len() as u64;
-        if let Some(last) = outcome.failed.last() {
-            state.error = Some(last.clone());
+            for why in &outcome.failed {
+                say!("aegis agent: fail2ban refused {why}");
+            }
+            state.applied += outcome.applied;
+            state.refused += outcome.refused.len() as u64;
+            state.failed += outcome.failed.len() as u64;
+            if let Some(last) = outcome.failed.last() {
+                state.error = Some(last.clone());
+            }
+            if let Some(id) = decision {
+                let (verdict, detail) = outcome.verdict();
+                applied.push(Applied {
+                    decision: *id,
+                    host: agent.host.clone(),
+                    at: Utc::now(),
+                    outcome: verdict,
+                    detail,
+                });
+            }
         }
         state.ledger = next;
         state.save(&agent.state_path)?;
+        // Shown beside each decision; lost with the store's outage, which
+        // changes nothing that was applied.
+        if let Some(store) = &links.store {
+            if let Err(e) = store.decision_log().record_applied(&applied).await {
+                note(state, &format!("store: {e}"));
+            }
+        }
         links.reported = None;
     }
     if links

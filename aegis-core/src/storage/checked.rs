@@ -13,9 +13,9 @@ use chrono_tz::Tz;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::{DecisionLog, GeoCache, Storage};
-use crate::decision::{AgentReport, Decision};
+use crate::decision::{AgentReport, Applied, Decision};
 use crate::error::Result;
-use crate::event::check_name;
+use crate::event::{check_name, check_text};
 use crate::event::{BanEvent, Geo};
 use crate::query::{
     BatchOutcome, DayCount, EventFilter, Offender, Page, StatsQuery, StoredEvent, Summary, TopBy,
@@ -194,6 +194,22 @@ impl DecisionLog for Checked {
     async fn made_from(&self, host: &str, since: DateTime<Utc>) -> Result<u64> {
         let _turn = self.turn().await;
         self.inner.decision_log().made_from(host, since).await
+    }
+
+    async fn record_applied(&self, applied: &[Applied]) -> Result<()> {
+        let _turn = self.turn().await;
+        for a in applied {
+            check_name("host", &a.host, 253)?;
+            if let Some(detail) = &a.detail {
+                check_text("detail", detail, 512)?;
+            }
+        }
+        self.inner.decision_log().record_applied(applied).await
+    }
+
+    async fn applied(&self, decisions: &[u64]) -> Result<Vec<Applied>> {
+        let _turn = self.turn().await;
+        self.inner.decision_log().applied(decisions).await
     }
 
     async fn report_agent(&self, report: &AgentReport) -> Result<()> {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::decision::{AgentReport, Decision};
+use crate::decision::{AgentReport, Applied, Decision};
 use crate::error::{Error, Result};
 use crate::event::{BanEvent, Geo};
 use crate::query::{
@@ -132,6 +132,13 @@ pub trait DecisionLog: Send + Sync {
 
     /// How many decisions the sharing policy made from `host`'s bans since `since`.
     async fn made_from(&self, host: &str, since: DateTime<Utc>) -> Result<u64>;
+
+    /// Records what agents did with decisions; a host's later record of the
+    /// same decision replaces its earlier one.
+    async fn record_applied(&self, applied: &[Applied]) -> Result<()>;
+
+    /// What every host's agent did with each of `decisions`, by decision then host.
+    async fn applied(&self, decisions: &[u64]) -> Result<Vec<Applied>>;
 
     /// Keeps an agent's report, replacing its last one.
     async fn report_agent(&self, report: &AgentReport) -> Result<()>;

@@ -20,7 +20,7 @@ use mongodb::{Collection, Database, IndexModel};
 use super::doc::{bson_time, int, key_of};
 use super::tally::bucket_id;
 use super::{is_duplicate_key, mongo_err};
-use crate::decision::{AgentReport, Decision, Origin};
+use crate::decision::{AgentReport, Applied, Decision, Origin};
 use crate::error::{Error, Result};
 use crate::ipkey::{hex, network_range};
 
@@ -35,6 +35,7 @@ pub(super) struct Decisions {
     decisions: Collection<Document>,
     keys: Collection<Document>,
     agents: Collection<Document>,
+    applied: Collection<Document>,
 }
 
 fn id_of(id: u64) -> ObjectId {
@@ -53,6 +54,7 @@ impl Decisions {
             decisions: db.collection("decisions"),
             keys: db.collection("decision_keys"),
             agents: db.collection("agents"),
+            applied: db.collection("decision_applied"),
         }
     }
 
@@ -194,6 +196,42 @@ impl Decisions {
             .count_documents(doc! { "policy_host": host, "created": { "$gte": bson_time(since) } })
             .await
             .map_err(mongo_err)
+    }
+
+    pub async fn record_applied(&self, applied: &[Applied]) -> Result<()> {
+        for a in applied {
+            let id = bucket_id(&[&a.decision.to_be_bytes(), a.host.as_bytes()]);
+            let mut doc = bson::to_document(a).map_err(bson_err)?;
+            doc.insert("_id", id);
+            doc.insert("decision", a.decision as i64);
+            self.applied
+                .replace_one(doc! { "_id": id }, doc)
+                .upsert(true)
+                .await
+                .map_err(mongo_err)?;
+        }
+        Ok(())
+    }
+
+    pub async fn applied(&self, decisions: &[u64]) -> Result<Vec<Applied>> {
+        let ids: Vec<i64> = decisions.iter().map(|d| *d as i64).collect();
+        let docs: Vec<Document> = self
+            .applied
+            .find(doc! { "decision": { "$in": ids } })
+            .sort(doc! { "decision": 1, "host": 1 })
+            .await
+            .map_err(mongo_err)?
+            .try_collect()
+            .await
+            .map_err(mongo_err)?;
+        docs.into_iter()
+            .map(|mut d| {
+                d.remove("_id");
+                let decision = int(&d, "decision").ok_or_else(|| bson_err("no decision"))?;
+                d.insert("decision", decision);
+                bson::from_document(d).map_err(bson_err)
+            })
+            .collect()
     }
 
     pub async fn report_agent(&self, report: &AgentReport) -> Result<()> {

@@ -28,7 +28,7 @@ use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, IndexModel};
 
 use super::{DecisionLog, GeoCache, Storage, StorageUrl};
-use crate::decision::{AgentReport, Decision};
+use crate::decision::{AgentReport, Applied, Decision};
 use crate::error::{Error, Result};
 use crate::event::{BanEvent, Geo};
 use crate::query::{
@@ -377,6 +377,14 @@ impl DecisionLog for MongoStorage {
 
     async fn made_from(&self, host: &str, since: DateTime<Utc>) -> Result<u64> {
         self.decisions.made_from(host, since).await
+    }
+
+    async fn record_applied(&self, applied: &[Applied]) -> Result<()> {
+        self.decisions.record_applied(applied).await
+    }
+
+    async fn applied(&self, decisions: &[u64]) -> Result<Vec<Applied>> {
+        self.decisions.applied(decisions).await
     }
 
     async fn report_agent(&self, report: &AgentReport) -> Result<()> {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::sql_err;
-use crate::decision::{AgentReport, Decision, Origin};
+use crate::decision::{AgentReport, Applied, Decision, Origin};
 use crate::error::{Error, Result};
 use crate::ipkey::{ip_key, network_range};
 
@@ -79,6 +79,41 @@ pub(super) fn made_from(conn: &Connection, host: &str, since: DateTime<Utc>) -> 
     )
     .map(|n| n as u64)
     .map_err(sql_err)
+}
+
+pub(super) fn record_applied(conn: &mut Connection, applied: &[Applied]) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql_err)?;
+    for a in applied {
+        let json = serde_json::to_string(a).map_err(|e| Error::Storage(e.to_string()))?;
+        tx.prepare_cached(
+            "INSERT INTO decision_applied (decision, host, body) VALUES (?1, ?2, ?3)
+             ON CONFLICT (decision, host) DO UPDATE SET body = excluded.body",
+        )
+        .and_then(|mut s| s.execute(params![a.decision as i64, a.host, json]))
+        .map_err(sql_err)?;
+    }
+    tx.commit().map_err(sql_err)
+}
+
+pub(super) fn applied(conn: &Connection, decisions: &[u64]) -> Result<Vec<Applied>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT body FROM decision_applied WHERE decision = ?1 ORDER BY host")
+        .map_err(sql_err)?;
+    let mut all = Vec::new();
+    for id in decisions {
+        let bodies = stmt
+            .query_map([*id as i64], |r| r.get::<_, String>(0))
+            .and_then(Iterator::collect::<rusqlite::Result<Vec<String>>>)
+            .map_err(sql_err)?;
+        for body in bodies {
+            all.push(
+                serde_json::from_str(&body).map_err(|e| Error::Storage(format!("applied: {e}")))?,
+            );
+        }
+    }
+    Ok(all)
 }
 
 pub(super) fn report_agent(conn: &Connection, report: &AgentReport) -> Result<()> {

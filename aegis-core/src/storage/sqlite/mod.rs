@@ -13,7 +13,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::{DecisionLog, GeoCache, Storage, Workload};
 use crate::config::create_private_dir;
-use crate::decision::{AgentReport, Decision};
+use crate::decision::{AgentReport, Applied, Decision};
 use crate::error::{Error, Result};
 use crate::event::{BanEvent, Geo};
 use crate::query::{
@@ -495,6 +495,17 @@ impl DecisionLog for SqliteStorage {
         let host = host.to_owned();
         self.read(move |conn| decisions::made_from(conn, &host, since))
             .await
+    }
+
+    async fn record_applied(&self, applied: &[Applied]) -> Result<()> {
+        let applied = applied.to_vec();
+        self.write(move |conn| decisions::record_applied(conn, &applied))
+            .await
+    }
+
+    async fn applied(&self, ids: &[u64]) -> Result<Vec<Applied>> {
+        let ids = ids.to_vec();
+        self.read(move |conn| decisions::applied(conn, &ids)).await
     }
 
     async fn report_agent(&self, report: &AgentReport) -> Result<()> {

@@ -17,3 +17,11 @@ CREATE TABLE agents (
     host TEXT PRIMARY KEY,
     body TEXT NOT NULL
 ) WITHOUT ROWID;
+
+-- What each host's agent did with each decision.
+CREATE TABLE decision_applied (
+    decision INTEGER NOT NULL,
+    host     TEXT NOT NULL,
+    body     TEXT NOT NULL,
+    PRIMARY KEY (decision, host)
+) WITHOUT ROWID;
