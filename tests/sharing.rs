@@ -489,12 +489,44 @@ async fn every_agent_reports(fleet: &Fleet) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hosts_share_bans_through_the_sqlite_store() {
     let dir = tempfile::tempdir().unwrap();
-    let url = aegis_testkit::sqlite_url(dir.path());
+    let store_dir = dir.path().join("store");
+    let url = aegis_testkit::sqlite_url(&store_dir);
     let mut fleet = Fleet::start(&url, StorageUrl::parse(&url).unwrap());
     bans_are_shared_unbanned_allowed_and_expire(&mut fleet).await;
+
+    // The store's directory is gone while A bans (a file stands in its way,
+    // so nothing can create it again); once it is back, B and C catch up.
+    let away = dir.path().join("store.away");
+    std::fs::rename(&store_dir, &away).unwrap();
+    std::fs::write(&store_dir, "not a directory").unwrap();
+    store_outage_while_a_bans(&mut fleet, || {
+        std::fs::remove_file(&store_dir).unwrap();
+        std::fs::rename(&away, &store_dir).unwrap();
+    });
+
     a_restarted_agent_applies_nothing_twice(&mut fleet).await;
     a_flood_trips_the_circuit_breaker(&mut fleet).await;
     every_agent_reports(&fleet).await;
+}
+
+/// A bans while the store is away: the ban is spooled and nothing reaches B
+/// and C; once `restore` brings the store back and A's spool is flushed, B and
+/// C hold the ban.
+fn store_outage_while_a_bans(fleet: &mut Fleet, restore: impl FnOnce()) {
+    let ip = "45.155.208.1";
+    fleet.hosts[0].fail_ssh(ip);
+    fleet.wait("A bans while the store is away", |f| f.hosts[0].holds("sshd", ip));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(fleet.hosts[1..].iter().all(|h| !h.holds(SHARED, ip)));
+    let spooled = std::fs::read_dir(fleet.hosts[0].dir.join("spool"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+        .count();
+    assert!(spooled >= 1, "the ban waits in A's spool");
+    restore();
+    let out = fleet.hosts[0].aegis().arg("flush").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    fleet.wait("B and C catch up", |f| f.hosts[1..].iter().all(|h| h.holds(SHARED, ip)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
