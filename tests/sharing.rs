@@ -515,18 +515,28 @@ async fn three_hosts_share_bans_through_the_sqlite_store() {
 fn store_outage_while_a_bans(fleet: &mut Fleet, restore: impl FnOnce()) {
     let ip = "45.155.208.1";
     fleet.hosts[0].fail_ssh(ip);
-    fleet.wait("A bans while the store is away", |f| f.hosts[0].holds("sshd", ip));
+    fleet.wait("A bans while the store is away", |f| {
+        f.hosts[0].holds("sshd", ip)
+    });
     std::thread::sleep(Duration::from_secs(2));
     assert!(fleet.hosts[1..].iter().all(|h| !h.holds(SHARED, ip)));
     let spooled = std::fs::read_dir(fleet.hosts[0].dir.join("spool"))
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "json")
+        })
         .count();
     assert!(spooled >= 1, "the ban waits in A's spool");
     restore();
     let out = fleet.hosts[0].aegis().arg("flush").output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    fleet.wait("B and C catch up", |f| f.hosts[1..].iter().all(|h| h.holds(SHARED, ip)));
+    fleet.wait("B and C catch up", |f| {
+        f.hosts[1..].iter().all(|h| h.holds(SHARED, ip))
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,7 +27,8 @@ pub struct Cli {
     /// Storage URL (overrides config and AEGIS_STORAGE_URL).
     #[arg(long, global = true, value_name = "URL")]
     pub storage: Option<String>,
-    /// yesterday, today, last24h or last7d.
+    /// yesterday, last-week (the ISO week before this one), last-month,
+    /// today, last24h or last7d; each compared with the period before it.
     #[arg(long, default_value = "yesterday", conflicts_with_all = ["since", "until"])]
     pub period: String,
     /// Start of a custom period (RFC 3339), with --until.

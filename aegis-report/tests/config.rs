@@ -57,3 +57,20 @@ async fn dry_run_writes_an_eml_and_quiet_days_can_be_skipped() {
         text(&out)
     );
 }
+
+#[tokio::test]
+async fn calendar_periods_name_the_week_and_the_month() {
+    let world = ReportWorld::seeded().await;
+    let now = chrono::Utc::now();
+    let utc: aegis_core::Tz = "UTC".parse().unwrap();
+    for period in ["last-week", "last-month"] {
+        let out = world.report("", &["--period", period, "--dry-run"]);
+        assert!(out.status.success(), "{period}: {}", text(&out));
+        let label = aegis_report::Period::named(period, now, utc).unwrap().label;
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(&label),
+            "{period}: wanted {label:?}: {}",
+            text(&out)
+        );
+    }
+}
