@@ -180,3 +180,71 @@ async fn decisions_are_made_from_the_dashboard_and_not_from_other_sites() {
     );
     assert!(made.iter().all(|d| d.origin.to_string() == "alice"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_report_chart_reads_on_its_own() {
+    let (here, chromium) = browser();
+    let world = aegis_testkit::ReportWorld::seeded().await;
+    let screenshots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+    // Hours for a day, days for a week.
+    for (period, out) in [("yesterday", "report-day"), ("last7d", "report-week")] {
+        let eml = world.path().join(format!("{out}.eml"));
+        let run = world.report(
+            "",
+            &[
+                "--period",
+                period,
+                "--dry-run",
+                "--eml",
+                eml.to_str().unwrap(),
+            ],
+        );
+        assert!(run.status.success(), "{}", aegis_testkit::text(&run));
+        let raw = std::fs::read(&eml).unwrap();
+        let mail = mailparse::parse_mail(&raw).unwrap();
+        let mut parts = vec![&mail];
+        let (mut html, mut png) = (None, None);
+        while let Some(part) = parts.pop() {
+            parts.extend(part.subparts.iter());
+            match part.ctype.mimetype.as_str() {
+                "text/html" => html = Some(part.get_body().unwrap()),
+                "image/png" => match part.get_body_encoded() {
+                    mailparse::body::Body::Base64(b) => {
+                        png = Some(
+                            String::from_utf8_lossy(b.get_raw())
+                                .split_whitespace()
+                                .collect::<String>(),
+                        )
+                    }
+                    _ => panic!("the chart is not base64"),
+                },
+                _ => {}
+            }
+        }
+        let (html, png) = (html.expect("an HTML part"), png.expect("the chart"));
+        assert!(html.contains("cid:chart"));
+        let page = world.path().join(format!("{out}.html"));
+        std::fs::write(
+            &page,
+            html.replace("cid:chart", &format!("data:image/png;base64,{png}")),
+        )
+        .unwrap();
+        let shots = screenshots.join(out);
+        std::fs::create_dir_all(&shots).unwrap();
+        let check = Command::new("node")
+            .current_dir(&here)
+            .arg("report.mjs")
+            .arg(&page)
+            .arg(&shots)
+            .env("CHROMIUM", &chromium)
+            .output()
+            .expect("node runs (apt-get install nodejs npm)");
+        let said = String::from_utf8_lossy(&check.stdout);
+        println!("{period}:\n{said}");
+        assert!(
+            check.status.success(),
+            "{period}: browser checks failed:\n{said}\n{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+}

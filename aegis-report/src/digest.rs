@@ -66,6 +66,8 @@ pub struct Digest {
     pub hosts: Vec<TopEntry>,
     /// Bans per day (or hour, for periods up to two days).
     pub bars: Vec<Bar>,
+    /// The IANA time zone of days and hours.
+    pub time_zone: String,
     /// Link to the dashboard, when configured.
     pub dashboard_url: Option<String>,
     /// The data attribution to show.
@@ -120,6 +122,7 @@ impl Digest {
                     bans: u64::from(h % 7 == 0),
                 })
                 .collect(),
+            time_zone: "UTC".into(),
             dashboard_url: None,
             attribution: "This is a test message from aegis-report: delivery works.".into(),
         }
@@ -208,6 +211,7 @@ impl Digest {
             jails: store.top(&q, TopBy::Jail, 5).await?,
             hosts: store.top(&q, TopBy::Host, 5).await?,
             bars,
+            time_zone: tz.name().to_owned(),
             dashboard_url,
             attribution: aegis_core::geo::ATTRIBUTION.to_owned(),
         })

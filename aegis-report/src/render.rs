@@ -51,7 +51,9 @@ impl Templates {
     pub fn render(&self, digest: &Digest) -> Result<Rendered, ReportError> {
         let mut context =
             Context::from_serialize(digest).map_err(|e| ReportError::Template(chain(&e)))?;
+        let axes = crate::chart::Axes::of(&digest.bars, digest.period.hourly(), &digest.time_zone);
         context.insert("period_hourly", &digest.period.hourly());
+        context.insert("chart", &axes);
         let render = |name: &str| {
             self.0
                 .render(name, &context)
@@ -72,7 +74,7 @@ impl Templates {
             subject,
             text: render("report.txt")?,
             html: render("report.html")?,
-            chart: crate::chart::png(&digest.bars)?,
+            chart: crate::chart::png(&digest.bars, &axes)?,
         })
     }
 }

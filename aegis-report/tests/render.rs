@@ -56,6 +56,7 @@ fn digest(quiet: bool) -> Digest {
                 bans: h % 5,
             })
             .collect(),
+        time_zone: "Europe/Berlin".into(),
         dashboard_url: Some("https://aegis.example.org/".into()),
         attribution: "IP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0".into(),
     };
@@ -102,8 +103,8 @@ fn busy_day_matches_the_golden_files() {
     assert_eq!(&r.chart[..8], b"\x89PNG\r\n\x1a\n");
     assert_eq!(
         &r.chart[16..24],
-        &[0, 0, 2, 88, 0, 0, 0, 200],
-        "600 x 200 pixels"
+        &[0, 0, 2, 48, 0, 0, 0, 200],
+        "560 x 200 pixels"
     );
 }
 

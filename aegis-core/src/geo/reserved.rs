@@ -92,8 +92,9 @@ mod tests {
             reserved_overlap(net("10.1.0.0/16")).unwrap().1,
             "private (RFC 1918)"
         );
+        // A wider network holding one.
         assert_eq!(
-            reserved_overlap(net("8.0.0.0/4")).unwrap().1,
+            reserved_overlap(net("10.0.0.0/7")).unwrap().1,
             "private (RFC 1918)"
         );
         assert!(reserved_overlap(net("8.8.8.0/24")).is_none());
