@@ -261,7 +261,7 @@ impl Decision {
         let (v4, v6) = PERSON_PREFIX;
         let refuse = |why: String| {
             Err(Error::invalid(format!(
-                "refused to {} {}: {why}; force it if that is what you mean",
+                "refused to {} {}: {why}; if that is what you mean, pass --force (in the API, \"force\": true)",
                 self.action,
                 self.target_text()
             )))
