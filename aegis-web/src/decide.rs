@@ -109,6 +109,33 @@ pub async fn tripped<'a>(
     Ok(tripped)
 }
 
+/// A decision's body is small: a larger one is refused before it is read.
+const MAX_BODY: usize = 16 * 1024;
+
+/// How the API reads a decision: JSON only, errors as JSON that say what was wrong.
+pub fn json_body() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(MAX_BODY)
+        .error_handler(|e, _| {
+            WebError::bad_request(format!(
+                "the body is not a decision ({e}): send JSON such as {{\"action\": \"ban\", \"target\": \"203.0.113.7\", \"for\": \"1h\"}} with Content-Type: application/json"
+            ))
+            .into()
+        })
+}
+
+/// How the pages read a decision form.
+pub fn form_body() -> web::FormConfig {
+    web::FormConfig::default()
+        .limit(MAX_BODY)
+        .error_handler(|e, _| {
+            PageError(WebError::bad_request(format!(
+                "the form is not a decision: {e}"
+            )))
+            .into()
+        })
+}
+
 /// Who may decide on this request, if anyone.
 pub async fn writer(state: &State, req: &HttpRequest) -> Option<String> {
     let authorization = req

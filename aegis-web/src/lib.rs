@@ -85,6 +85,8 @@ pub fn serve(dashboard: Dashboard, listener: TcpListener) -> anyhow::Result<Serv
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(decide::json_body())
+            .app_data(decide::form_body())
             .wrap(from_fn(auth::require))
             .wrap(from_fn(metrics::observe))
             .wrap(from_fn(head_is_get))

@@ -1004,6 +1004,11 @@ async fn decisions_need_actions_and_write_credentials() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let said: Value = r.json().await.unwrap();
+    assert!(
+        said["error"].as_str().unwrap().contains("unknown field `extra`"),
+        "{said}"
+    );
 
     // Everyone who may read sees them.
     let r = s

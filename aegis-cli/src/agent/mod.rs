@@ -176,6 +176,8 @@ pub fn run(ctx: &Context, once: bool) -> Result<()> {
             Ok(false) if once && links.store.is_none() => {
                 anyhow::bail!(Error::Unavailable(state.error.clone().unwrap_or_default()))
             }
+            // More decisions wait: the next batch at once.
+            Ok(false) if links.store.is_some() => continue,
             Ok(_) => {}
             Err(e) if once => return Err(e),
             Err(e) => note(&mut state, &format!("{e:#}")),
