@@ -12,13 +12,13 @@ use clap::{Parser, Subcommand};
 use crate::{Delivery, Digest, Period, ReportError, Templates};
 
 /// Exit codes: 0 sent (or printed by --dry-run), 1 not sent, 2 invalid arguments,
-/// 3 configuration error, 4 skipped (a quiet day with skip_quiet).
+/// 3 configuration error, 4 skipped (a quiet period with skip_quiet).
 #[derive(Parser)]
 #[command(
     name = "aegis-report",
     version,
     about,
-    after_help = "Exit codes: 0 sent (or printed by --dry-run), 1 not sent, 2 invalid arguments, 3 configuration error, 4 skipped: a quiet day with skip_quiet = true."
+    after_help = "Exit codes: 0 sent (or printed by --dry-run), 1 not sent, 2 invalid arguments, 3 configuration error, 4 skipped: a quiet period with skip_quiet = true."
 )]
 pub struct Cli {
     /// Configuration file (default: /etc/aegis/aegis.toml when present).
@@ -59,7 +59,7 @@ pub enum Command {
 pub enum Outcome {
     /// Sent, or printed by `--dry-run`.
     Done,
-    /// Nothing sent: a quiet day with `skip_quiet`.
+    /// Nothing sent: a quiet period with `skip_quiet`.
     Skipped,
 }
 

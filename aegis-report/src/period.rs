@@ -17,6 +17,8 @@ pub struct Period {
     pub until: DateTime<Utc>,
     /// Start of the previous period of the same length.
     pub previous_since: DateTime<Utc>,
+    /// What it is, for "a quiet day": day, week, month or period.
+    pub noun: &'static str,
 }
 
 impl Period {
@@ -26,13 +28,13 @@ impl Period {
     /// relative to `now` in `tz`.
     pub fn named(name: &str, now: DateTime<Utc>, tz: Tz) -> Result<Self, ReportError> {
         let today = now.with_timezone(&tz).date_naive();
-        let calendar =
-            |label: String, previous: NaiveDate, first: NaiveDate, next: NaiveDate| Period {
-                label,
-                since: day_start(tz, first),
-                until: day_start(tz, next),
-                previous_since: day_start(tz, previous),
-            };
+        let calendar = |noun, label, previous: NaiveDate, first, next| Period {
+            label,
+            since: day_start(tz, first),
+            until: day_start(tz, next),
+            previous_since: day_start(tz, previous),
+            noun,
+        };
         match name {
             "last-week" => {
                 let monday =
@@ -45,17 +47,30 @@ impl Period {
                     week.week(),
                     monday - Duration::days(1)
                 );
-                return Ok(calendar(label, first - Duration::days(7), first, monday));
+                return Ok(calendar(
+                    "week",
+                    label,
+                    first - Duration::days(7),
+                    first,
+                    monday,
+                ));
             }
             "last-month" => {
                 let this = today.with_day(1).unwrap_or(today);
                 let first = this - Months::new(1);
                 let label = first.format("%B %Y").to_string();
-                return Ok(calendar(label, first - Months::new(1), first, this));
+                return Ok(calendar(
+                    "month",
+                    label,
+                    first - Months::new(1),
+                    first,
+                    this,
+                ));
             }
             "yesterday" => {
                 let day = today - Duration::days(1);
                 return Ok(calendar(
+                    "day",
                     day.to_string(),
                     day - Duration::days(1),
                     day,
@@ -64,17 +79,20 @@ impl Period {
             }
             _ => {}
         }
-        let (label, since, until) = match name {
-            "today" => (today.to_string(), day_start(tz, today), now),
-            "last24h" => ("last 24 hours".into(), now - Duration::hours(24), now),
-            "last7d" => ("last 7 days".into(), now - Duration::days(7), now),
+        let (noun, label, since, until) = match name {
+            "today" => ("day", today.to_string(), day_start(tz, today), now),
+            "last24h" => ("day", "last 24 hours".into(), now - Duration::hours(24), now),
+            "last7d" => ("week", "last 7 days".into(), now - Duration::days(7), now),
             other => {
                 return Err(ReportError::Config(format!(
                     "unknown period {other:?}: use yesterday, last-week, last-month, today, last24h or last7d, or --since/--until"
                 )))
             }
         };
-        Ok(Self::between(label, since, until))
+        Ok(Period {
+            noun,
+            ..Self::between(label, since, until)
+        })
     }
 
     /// An explicit range.
@@ -84,6 +102,7 @@ impl Period {
             since,
             until,
             previous_since: since - (until - since),
+            noun: "period",
         }
     }
 

@@ -52,7 +52,7 @@ async fn dry_run_writes_an_eml_and_quiet_days_can_be_skipped() {
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let out = world.report("", &[&["--dry-run"][..], &quiet[..]].concat());
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("A quiet day: no bans."),
+        String::from_utf8_lossy(&out.stdout).contains("A quiet period: no bans."),
         "{}",
         text(&out)
     );

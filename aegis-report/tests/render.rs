@@ -116,7 +116,7 @@ fn quiet_day_says_so() {
         .unwrap();
     assert_eq!(r.subject, "[Aegis] web1: no bans on 2026-11-26");
     golden("quiet.txt", &r.text);
-    assert!(r.html.contains("A quiet day: no bans."));
+    assert!(r.html.contains("A quiet period: no bans."));
 }
 
 #[test]

@@ -1006,7 +1006,10 @@ async fn decisions_need_actions_and_write_credentials() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let said: Value = r.json().await.unwrap();
     assert!(
-        said["error"].as_str().unwrap().contains("unknown field `extra`"),
+        said["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `extra`"),
         "{said}"
     );
 
