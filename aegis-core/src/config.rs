@@ -355,7 +355,7 @@ impl Settings {
 /// `AEGIS_SECTION_KEY` maps to `section.key` for the known sections, `AEGIS_KEY` to a
 /// top-level key; other `AEGIS_*` variables (e.g. for tests) are ignored.
 fn env_provider() -> Env {
-    const SECTIONS: [&str; 4] = ["storage", "geo", "web", "report"];
+    const SECTIONS: [&str; 6] = ["storage", "geo", "web", "report", "share", "agent"];
     const TOP: [&str; 3] = ["host", "timezone", "syslog_socket"];
     Env::prefixed("AEGIS_")
         .filter(|key| {

@@ -59,6 +59,7 @@ conformance!(
     decisions_are_kept_in_order_and_found_by_address,
     concurrent_deciders_neither_skip_nor_repeat,
     agents_reports_and_applications_replace_earlier_ones,
+    service_state_round_trips,
 );
 
 type Store = Arc<dyn Storage>;
@@ -1184,4 +1185,16 @@ async fn agents_reports_and_applications_replace_earlier_ones(store: Store) {
         ]
     );
     assert!(log.applied(&[1]).await.unwrap().is_empty());
+}
+
+async fn service_state_round_trips(store: Store) {
+    assert_eq!(store.state("watch").await.unwrap(), None);
+    let first = serde_json::json!({ "firing": { "silent-host:web1": "2026-12-01T10:00:00Z" }, "sent": [1, 2] });
+    store.set_state("watch", &first).await.unwrap();
+    assert_eq!(store.state("watch").await.unwrap(), Some(first));
+    let second = serde_json::json!({ "firing": {} });
+    store.set_state("watch", &second).await.unwrap();
+    assert_eq!(store.state("watch").await.unwrap(), Some(second));
+    assert_eq!(store.state("other").await.unwrap(), None);
+    assert!(store.set_state("", &serde_json::json!(1)).await.is_err());
 }

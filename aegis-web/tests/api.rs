@@ -792,6 +792,12 @@ impl Storage for Down {
     fn decision_log(&self) -> &dyn aegis_core::DecisionLog {
         self
     }
+    async fn state(&self, _: &str) -> aegis_core::Result<Option<Value>> {
+        down()
+    }
+    async fn set_state(&self, _: &str, _: &Value) -> aegis_core::Result<()> {
+        down()
+    }
 }
 
 #[async_trait::async_trait]

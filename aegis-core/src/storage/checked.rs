@@ -170,6 +170,18 @@ impl Storage for Checked {
     fn decision_log(&self) -> &dyn DecisionLog {
         self
     }
+
+    async fn state(&self, name: &str) -> Result<Option<serde_json::Value>> {
+        let _turn = self.turn().await;
+        check_name("state", name, 128)?;
+        self.inner.state(name).await
+    }
+
+    async fn set_state(&self, name: &str, value: &serde_json::Value) -> Result<()> {
+        let _turn = self.turn().await;
+        check_name("state", name, 128)?;
+        self.inner.set_state(name, value).await
+    }
 }
 
 #[async_trait]

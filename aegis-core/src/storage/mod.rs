@@ -111,6 +111,14 @@ pub trait Storage: Send + Sync + fmt::Debug {
 
     /// The decisions kept beside the events, and what the agents report.
     fn decision_log(&self) -> &dyn DecisionLog;
+
+    /// State a long-running service keeps in the store, so that it survives
+    /// restarts and moves with the store (the watcher's alerts in force), as
+    /// JSON; `None` when never set.
+    async fn state(&self, name: &str) -> Result<Option<serde_json::Value>>;
+
+    /// Replaces the state called `name`.
+    async fn set_state(&self, name: &str, value: &serde_json::Value) -> Result<()>;
 }
 
 /// Decisions in the order they were stored, and the agents' reports.

@@ -36,6 +36,7 @@ pub(super) struct Decisions {
     keys: Collection<Document>,
     agents: Collection<Document>,
     applied: Collection<Document>,
+    state: Collection<Document>,
 }
 
 fn id_of(id: u64) -> ObjectId {
@@ -55,6 +56,7 @@ impl Decisions {
             keys: db.collection("decision_keys"),
             agents: db.collection("agents"),
             applied: db.collection("decision_applied"),
+            state: db.collection("service_state"),
         }
     }
 
@@ -232,6 +234,34 @@ impl Decisions {
                 bson::from_document(d).map_err(bson_err)
             })
             .collect()
+    }
+
+    /// Service state lives here too: small documents found by name, like the agents'.
+    pub async fn state(&self, name: &str) -> Result<Option<serde_json::Value>> {
+        let found = self
+            .state
+            .find_one(doc! { "_id": bucket_id(&[name.as_bytes()]) })
+            .await
+            .map_err(mongo_err)?;
+        found
+            .map(|d| {
+                let body = d.get_str("body").map_err(bson_err)?;
+                serde_json::from_str(body).map_err(bson_err)
+            })
+            .transpose()
+    }
+
+    pub async fn set_state(&self, name: &str, value: &serde_json::Value) -> Result<()> {
+        let id = bucket_id(&[name.as_bytes()]);
+        self.state
+            .replace_one(
+                doc! { "_id": id },
+                doc! { "_id": id, "name": name, "body": value.to_string() },
+            )
+            .upsert(true)
+            .await
+            .map_err(mongo_err)?;
+        Ok(())
     }
 
     pub async fn report_agent(&self, report: &AgentReport) -> Result<()> {

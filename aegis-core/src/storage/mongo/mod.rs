@@ -359,6 +359,14 @@ impl Storage for MongoStorage {
     fn decision_log(&self) -> &dyn DecisionLog {
         self
     }
+
+    async fn state(&self, name: &str) -> Result<Option<serde_json::Value>> {
+        self.decisions.state(name).await
+    }
+
+    async fn set_state(&self, name: &str, value: &serde_json::Value) -> Result<()> {
+        self.decisions.set_state(name, value).await
+    }
 }
 
 #[async_trait]

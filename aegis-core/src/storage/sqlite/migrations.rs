@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_windows_at_read.sql"),
     include_str!("migrations/0004_events_keyed_by_time.sql"),
     include_str!("migrations/0005_decisions.sql"),
+    include_str!("migrations/0006_service_state.sql"),
 ];
 
 /// Brings the schema up to date; refuses a database written by a newer Aegis.

@@ -472,6 +472,17 @@ impl Storage for SqliteStorage {
     fn decision_log(&self) -> &dyn DecisionLog {
         self
     }
+
+    async fn state(&self, name: &str) -> Result<Option<serde_json::Value>> {
+        let name = name.to_owned();
+        self.read(move |conn| read::state(conn, &name)).await
+    }
+
+    async fn set_state(&self, name: &str, value: &serde_json::Value) -> Result<()> {
+        let (name, body) = (name.to_owned(), value.to_string());
+        self.write(move |conn| write::set_state(conn, &name, &body))
+            .await
+    }
 }
 
 #[async_trait]

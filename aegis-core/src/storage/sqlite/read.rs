@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::types::Value;
-use rusqlite::{Connection, Row};
+use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::sql_err;
 use super::write::event_key;
@@ -217,4 +217,20 @@ pub(super) fn cached_geo(conn: &Connection, ips: &[IpAddr]) -> Result<Vec<(IpAdd
         }
     }
     Ok(out)
+}
+
+pub(super) fn state(conn: &Connection, name: &str) -> Result<Option<serde_json::Value>> {
+    let body: Option<String> = conn
+        .query_row(
+            "SELECT body FROM service_state WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql_err)?;
+    body.map(|b| {
+        serde_json::from_str(&b)
+            .map_err(|e| Error::Storage(format!("state {name:?} is unreadable: {e}")))
+    })
+    .transpose()
 }

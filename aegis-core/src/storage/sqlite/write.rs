@@ -323,3 +323,13 @@ pub(super) fn cache_geo(conn: &mut Connection, answers: &[(IpAddr, Option<Geo>)]
     }
     tx.commit().map_err(sql_err)
 }
+
+pub(super) fn set_state(conn: &mut Connection, name: &str, body: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO service_state (name, body) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET body = excluded.body",
+        params![name, body],
+    )
+    .map(drop)
+    .map_err(sql_err)
+}
