@@ -36,6 +36,160 @@ pub struct Settings {
     pub share: ShareSettings,
     /// The agent that applies decisions to this host's fail2ban.
     pub agent: AgentSettings,
+    /// `[[alert]]`: the rules `aegis-report watch` evaluates every minute.
+    pub alert: Vec<AlertRule>,
+    /// `[[channel]]`: where alerts are sent.
+    pub channel: Vec<ChannelSettings>,
+}
+
+/// One `[[alert]]`: a rule, and the channels its messages go to. Keys other
+/// than those of its `kind` are errors that name them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRule {
+    /// Its name, in every message and in the watcher's state.
+    pub name: String,
+    /// The `[[channel]]` names it sends to.
+    pub channels: Vec<String>,
+    /// One message per `every` at most, gathering what happened (default:
+    /// `5m` for `bans`, `1m` for the others).
+    pub every: Option<String>,
+    /// Messages an hour at most; what waits goes out in the next (default 12).
+    pub max_per_hour: Option<u32>,
+    /// What it watches for.
+    #[serde(flatten)]
+    pub when: AlertWhen,
+}
+
+/// The kinds of `[[alert]]`, chosen by its `kind` key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum AlertWhen {
+    /// New bans, optionally narrowed (every key is optional).
+    Bans {
+        /// Only this jail.
+        jail: Option<String>,
+        /// Only this reporting host.
+        host: Option<String>,
+        /// Only addresses located in this country (two letters).
+        country: Option<String>,
+        /// Only addresses in this network (CIDR).
+        network: Option<String>,
+        /// Only addresses of this autonomous system (number).
+        asn: Option<u32>,
+    },
+    /// Bans in the last `period` at least `factor` times the median of the same
+    /// period on each of the previous `days` days, and at least `min`.
+    Spike {
+        /// The period counted (default `1h`).
+        period: Option<String>,
+        /// How many times the usual count (default 3).
+        factor: Option<f64>,
+        /// The fewest bans that count as a spike (default 20).
+        min: Option<u64>,
+        /// Days the usual count is taken from (default 7).
+        days: Option<u32>,
+        /// Only this jail.
+        jail: Option<String>,
+        /// Only this reporting host.
+        host: Option<String>,
+    },
+    /// An address banned `bans` times, or by `hosts` hosts, within `within`.
+    RepeatOffender {
+        /// Bans that make an offender (default 10 when `hosts` is not set).
+        bans: Option<u64>,
+        /// Hosts that make an offender.
+        hosts: Option<u64>,
+        /// The period counted (default `24h`).
+        within: Option<String>,
+    },
+    /// A country or ASN with a ban and none in the `days` before.
+    NewSource {
+        /// `country` or `asn`.
+        by: String,
+        /// Days without a ban from it (default 30).
+        days: Option<u32>,
+    },
+    /// A host that reported within `known_within` and has sent nothing for
+    /// `after`; also an agent that stopped applying decisions.
+    SilentHost {
+        /// Silence that counts (default `1h`).
+        after: Option<String>,
+        /// Hosts that reported within this period are expected (default `30d`).
+        known_within: Option<String>,
+    },
+}
+
+/// One `[[channel]]`. Its `url`, `token` and `secret` are secrets: written as
+/// `"env:NAME"` they are read from the environment variable `NAME`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelSettings {
+    /// The name rules send to.
+    pub name: String,
+    /// How to reach it.
+    #[serde(flatten)]
+    pub via: ChannelVia,
+}
+
+/// The kinds of `[[channel]]`, chosen by its `kind` key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ChannelVia {
+    /// A JSON POST, signed with HMAC-SHA256 when `secret` is set.
+    Webhook {
+        /// Where to post.
+        url: Secret,
+        /// The key of the `X-Aegis-Signature` header.
+        secret: Option<Secret>,
+    },
+    /// A Slack incoming webhook.
+    Slack {
+        /// The webhook's URL.
+        url: Secret,
+    },
+    /// A Mattermost incoming webhook.
+    Mattermost {
+        /// The webhook's URL.
+        url: Secret,
+    },
+    /// A Discord webhook.
+    Discord {
+        /// The webhook's URL.
+        url: Secret,
+    },
+    /// A Microsoft Teams incoming webhook.
+    Teams {
+        /// The webhook's URL.
+        url: Secret,
+    },
+    /// A Telegram bot.
+    Telegram {
+        /// The bot's token.
+        token: Secret,
+        /// The chat it writes to.
+        chat_id: String,
+        /// The Bot API's address (default `https://api.telegram.org`).
+        api_url: Option<String>,
+    },
+    /// An ntfy topic.
+    Ntfy {
+        /// The topic's URL (`https://ntfy.sh/mytopic`).
+        url: Secret,
+        /// An access token.
+        token: Option<Secret>,
+    },
+    /// A Gotify server.
+    Gotify {
+        /// The server's address.
+        url: String,
+        /// The application's token.
+        token: Secret,
+    },
+    /// E-mail through `[report]`'s transport.
+    Email {
+        /// Recipients (default: `[report] to`).
+        #[serde(default)]
+        to: Vec<String>,
+    },
 }
 
 /// `[share]`: off unless `enabled`.

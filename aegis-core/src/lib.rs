@@ -42,8 +42,9 @@ mod storage;
 mod timearg;
 
 pub use config::{
-    AgentSettings, GeoSettings, MailTransport, ReportSettings, Secret, Settings, ShareSettings,
-    SmtpTls, StorageSettings, WebSettings, SYSTEM_CONFIG,
+    AgentSettings, AlertRule, AlertWhen, ChannelSettings, ChannelVia, GeoSettings, MailTransport,
+    ReportSettings, Secret, Settings, ShareSettings, SmtpTls, StorageSettings, WebSettings,
+    SYSTEM_CONFIG,
 };
 pub use error::{exit_code, Error, Result};
 pub use event::{

@@ -37,8 +37,9 @@ pub struct Cli {
     /// End of a custom period (RFC 3339).
     #[arg(long, requires = "since")]
     pub until: Option<chrono::DateTime<Utc>>,
-    /// Print the complete message instead of sending it.
-    #[arg(long)]
+    /// Print the complete message (or, for alerts, what each channel would be
+    /// sent) instead of sending it.
+    #[arg(long, global = true)]
     pub dry_run: bool,
     /// With --dry-run: write the message to this .eml file.
     #[arg(long, requires = "dry_run", value_name = "FILE")]
@@ -53,6 +54,28 @@ pub struct Cli {
 pub enum Command {
     /// Send a short test message through the configured delivery.
     SendTest,
+    /// Alerts: the `[[alert]]` rules and `[[channel]]`s of the configuration.
+    #[command(subcommand)]
+    Alert(AlertCommand),
+}
+
+/// `aegis-report alert …`
+#[derive(Subcommand)]
+pub enum AlertCommand {
+    /// Evaluate the rules every minute and send what they find (the service
+    /// `aegis-alerts`); with --dry-run, print what would be sent and keep no state.
+    Watch {
+        /// Evaluate once and exit: 0 when every due message went out, 1 when a channel failed.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Send a test message to one channel (or, with --dry-run, print it).
+    Test {
+        /// The channel's name in `[[channel]]`.
+        channel: String,
+    },
+    /// Check the rules and channels and list them.
+    Check,
 }
 
 /// How a run that did not fail ended.
@@ -93,6 +116,9 @@ async fn report(cli: Cli) -> Result<Outcome> {
     let mut settings = Settings::load(cli.config.as_deref())?;
     if let Some(url) = cli.storage {
         settings.storage.url = Some(url);
+    }
+    if let Some(Command::Alert(command)) = cli.command {
+        return crate::alert::command(&settings, command, cli.dry_run).await;
     }
     let mut report = settings.report.clone();
     if cli.dry_run {

@@ -1,10 +1,11 @@
-//! `aegis-report`: the digest of a day's bans, rendered from templates and sent by
-//! SMTP or an HTTP mail API.
+//! `aegis-report`: the digest of a period's bans, rendered from templates and sent by
+//! SMTP or an HTTP mail API, and alerts ([`alert`]) sent to chat, webhooks and e-mail.
 //!
 //! [`Digest::gather`] reads the store; [`Templates::render`] is a pure function of
 //! the digest; [`Delivery`] sends the result.
 #![warn(missing_docs)]
 
+pub mod alert;
 pub mod app;
 mod chart;
 mod digest;

@@ -130,13 +130,22 @@ impl Delivery {
         })
     }
 
-    /// The complete MIME message: text, and HTML with the chart inline.
+    /// The complete MIME message: text, and HTML with the chart inline (when
+    /// there is one: alerts have none).
     pub fn message(&self, report: &Rendered) -> Result<Message, ReportError> {
         let mut builder = Message::builder()
             .from(self.from.clone())
             .subject(&report.subject);
         for to in &self.to {
             builder = builder.to(to.clone());
+        }
+        if report.chart.is_empty() {
+            return builder
+                .multipart(MultiPart::alternative_plain_html(
+                    report.text.clone(),
+                    report.html.clone(),
+                ))
+                .map_err(|e| ReportError::Template(format!("building the message: {e}")));
         }
         let chart = Attachment::new_inline("chart".into()).body(
             report.chart.clone(),
@@ -209,7 +218,7 @@ impl Delivery {
         key: &str,
         report: &Rendered,
     ) -> Result<String, ReportError> {
-        let body = json!({
+        let mut body = json!({
             "key": key,
             "message": {
                 "subject": report.subject,
@@ -218,13 +227,15 @@ impl Delivery {
                 "from_email": self.from.email.to_string(),
                 "from_name": self.from.name,
                 "to": self.to.iter().map(|m| json!({"email": m.email.to_string(), "name": m.name, "type": "to"})).collect::<Vec<_>>(),
-                "images": [{
-                    "type": "image/png",
-                    "name": "chart",
-                    "content": base64::engine::general_purpose::STANDARD.encode(&report.chart),
-                }],
             }
         });
+        if !report.chart.is_empty() {
+            body["message"]["images"] = json!([{
+                "type": "image/png",
+                "name": "chart",
+                "content": base64::engine::general_purpose::STANDARD.encode(&report.chart),
+            }]);
+        }
         let client = reqwest::Client::builder()
             .timeout(self.timeout)
             .build()
