@@ -177,3 +177,56 @@ async fn send_test_and_advice_on_failures() {
         text(&out)
     );
 }
+
+#[tokio::test]
+async fn an_alert_arrives_by_mail_as_text_and_escaped_html() {
+    let world = ReportWorld::seeded().await;
+    let server = smtp_server(world.path());
+    let config = format!(
+        "{}\n[[channel]]\nname = \"mail\"\nkind = \"email\"\nto = [\"oncall@example.org\"]\n\
+         [[alert]]\nname = \"<b>ssh</b>\"\nchannels = [\"mail\"]\nkind = \"bans\"\n",
+        smtp_config(server.port, "")
+    );
+    // A ban the watcher sees as new: within its first minute.
+    let store = aegis_testkit::open_sqlite(&world.path().join("aegis.db")).await;
+    let ban = aegis_testkit::traffic::ban(
+        "203.0.113.77",
+        "sshd",
+        "web1",
+        chrono::Utc::now() - chrono::Duration::seconds(5),
+    );
+    store.record(&ban).await.unwrap();
+    let out = world.report(&config, &["alert", "watch", "--once"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("sent 1 alert(s) to \"mail\""),
+        "{}",
+        text(&out)
+    );
+    let mails = delivered(&server);
+    assert_eq!(mails.len(), 1);
+    let mail = mailparse::parse_mail(&mails[0]).unwrap();
+    assert_eq!(
+        mail.headers.get_first_value("Subject").unwrap(),
+        "<b>ssh</b>: 1 new ban"
+    );
+    assert_eq!(
+        mail.headers.get_first_value("To").unwrap(),
+        "oncall@example.org"
+    );
+    assert_eq!(mail.ctype.mimetype, "multipart/alternative");
+    let text_body = mail.subparts[0].get_body().unwrap();
+    assert!(
+        text_body.contains("203.0.113.77: sshd on web1 at "),
+        "{text_body}"
+    );
+    let html = mail.subparts[1].get_body().unwrap();
+    assert!(html.contains("&lt;b&gt;ssh&lt;/b&gt;: 1 new ban"), "{html}");
+    assert!(!html.contains("<b>ssh"), "{html}");
+
+    // Run again: nothing new, nothing sent twice.
+    let out = world.report(&config, &["alert", "watch", "--once"]);
+    assert!(out.status.success(), "{}", text(&out));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(delivered(&server).len(), 1);
+}
