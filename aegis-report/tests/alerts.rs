@@ -237,8 +237,15 @@ async fn a_channel_down_for_an_hour_loses_nothing_and_sends_one_message_when_bac
         (5..=10).contains(&tries),
         "backed off: {tries} tries in an hour"
     );
-    up.store(true, Ordering::SeqCst);
     let watcher = Watcher::new(&s, store.clone()).unwrap();
+    let waiting = watcher.waiting().await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].channel, "hook");
+    assert_eq!(
+        waiting[0].error.as_deref(),
+        Some("webhook answered 503 Service Unavailable (maintenance)")
+    );
+    up.store(true, Ordering::SeqCst);
     let mut delivered = Vec::new();
     for m in 60..76 {
         let tick = watcher.tick(t + Duration::minutes(m), false).await.unwrap();
@@ -307,6 +314,41 @@ async fn retry_after_is_honoured() {
         .await
         .unwrap();
     assert_eq!(tick.sent.len(), 1);
+}
+
+#[tokio::test]
+async fn telegrams_flood_control_says_how_long_to_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).set_body_json(serde_json::json!({
+            "ok": false,
+            "error_code": 429,
+            "description": "Too Many Requests: retry after 30",
+            "parameters": { "retry_after": 30 }
+        })))
+        .mount(&server)
+        .await;
+    let s = settings(
+        &dir,
+        &format!(
+            "[[channel]]\nname = \"tg\"\nkind = \"telegram\"\ntoken = \"1:x\"\nchat_id = \"7\"\napi_url = \"{}\"\n",
+            server.uri()
+        ),
+    );
+    let watcher = Watcher::new(&s, memory_store().await).unwrap();
+    let failure = watcher
+        .send(&watcher.channels()[0], &Message::test("web1", "tg"))
+        .await
+        .unwrap_err();
+    assert_eq!(failure.retry_after, Some(Duration::seconds(30)));
+    assert!(
+        failure
+            .error
+            .starts_with("telegram answered 429 Too Many Requests"),
+        "{}",
+        failure.error
+    );
 }
 
 #[tokio::test]

@@ -136,10 +136,13 @@ impl Channel {
                 if !to.is_empty() {
                     report.to = to.clone();
                 }
-                Via::Email(Box::new(
-                    Delivery::from_settings(&report)
-                        .map_err(|e| ReportError::Config(format!("{}: {e}", at("to"))))?,
-                ))
+                let delivery = Delivery::from_settings(&report).map_err(|e| match e {
+                    ReportError::Config(why) => {
+                        ReportError::Config(format!("{}: {why}", at("kind = \"email\"")))
+                    }
+                    other => other,
+                })?;
+                Via::Email(Box::new(delivery))
             }
         };
         Ok(Channel {

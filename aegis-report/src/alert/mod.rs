@@ -168,6 +168,19 @@ pub struct Tick {
     pub failed: Vec<(String, String)>,
 }
 
+/// A channel's alerts that wait to be delivered.
+#[derive(Debug)]
+pub struct Waiting {
+    /// The channel.
+    pub channel: String,
+    /// Alerts waiting.
+    pub alerts: usize,
+    /// Not tried again before this time.
+    pub retry_at: Option<DateTime<Utc>>,
+    /// Why the last try failed.
+    pub error: Option<String>,
+}
+
 /// The rules and channels, checked, and the store they watch.
 pub struct Watcher {
     store: Arc<dyn Storage>,
@@ -235,6 +248,25 @@ impl Watcher {
                     }
                 ))
             })
+    }
+
+    /// Each channel's undelivered alerts, as the store holds them.
+    pub async fn waiting(&self) -> Result<Vec<Waiting>, ReportError> {
+        let state: State = match self.store.state(STATE).await? {
+            Some(value) => serde_json::from_value(value).unwrap_or_default(),
+            None => State::default(),
+        };
+        Ok(state
+            .outbox
+            .into_iter()
+            .filter(|(_, o)| !o.held.is_empty())
+            .map(|(channel, o)| Waiting {
+                channel,
+                alerts: o.held.alerts.len(),
+                retry_at: o.retry_at,
+                error: o.error,
+            })
+            .collect())
     }
 
     /// Sends `message` through `channel` now, outside any outbox.

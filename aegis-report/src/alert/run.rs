@@ -27,6 +27,19 @@ pub async fn command(settings: &Settings, command: AlertCommand, dry_run: bool) 
             for channel in watcher.channels() {
                 println!("channel {:?}: {}", channel.name, channel.kind());
             }
+            for w in watcher.waiting().await? {
+                println!(
+                    "channel {:?}: {} alert(s) waiting{}{}",
+                    w.channel,
+                    w.alerts,
+                    w.retry_at
+                        .map(|t| format!(", next try {}", t.format("%Y-%m-%d %H:%M:%S UTC")))
+                        .unwrap_or_default(),
+                    w.error
+                        .map(|e| format!(", last error: {e}"))
+                        .unwrap_or_default()
+                );
+            }
             println!(
                 "{} alert(s), {} channel(s): the configuration is valid",
                 watcher.rules().len(),
