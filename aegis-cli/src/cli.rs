@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Aegis: long-term, searchable memory of fail2ban's bans.
 #[derive(Debug, Parser)]
-#[command(name = "aegis", version, about, after_help = EXIT_CODES)]
+#[command(name = "aegis", version = aegis_core::VERSION, about, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Configuration file (default: /etc/aegis/aegis.toml when present).
     #[arg(long, global = true, value_name = "FILE")]
@@ -32,6 +32,12 @@ const EXIT_CODES: &str = "Exit codes: 0 success (a ban that could only be spoole
 pub enum Command {
     /// Record a ban (called by fail2ban's actionban).
     Ban(EventArgs),
+    /// Write man pages and shell completions into DIR (for packages).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Where to write `man/` and `completions/`.
+        dir: PathBuf,
+    },
     /// Record an unban (called by fail2ban's actionunban).
     Unban(EventArgs),
     /// Store every spooled event now (after any writer at work finishes).

@@ -31,6 +31,8 @@
 
 mod config;
 pub mod decision;
+#[cfg(feature = "cli-docs")]
+pub mod docs;
 mod error;
 mod event;
 pub mod fail2ban;
@@ -60,6 +62,14 @@ pub use storage::{
     ACCEPTED_URLS,
 };
 pub use timearg::{parse_age, parse_moment};
+
+/// The version and the commit it was built from, as `--version` prints them.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("AEGIS_COMMIT"),
+    ")"
+);
 
 pub use chrono::{DateTime, NaiveDate, Utc};
 pub use chrono_tz::Tz;

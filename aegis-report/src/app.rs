@@ -16,7 +16,7 @@ use crate::{Delivery, Digest, Period, ReportError, Templates};
 #[derive(Parser)]
 #[command(
     name = "aegis-report",
-    version,
+    version = aegis_core::VERSION,
     about,
     after_help = "Exit codes: 0 sent (or printed by --dry-run), 1 not sent, 2 invalid arguments, 3 configuration error, 4 skipped: a quiet period with skip_quiet = true."
 )]
@@ -57,6 +57,12 @@ pub enum Command {
     /// Alerts: the `[[alert]]` rules and `[[channel]]`s of the configuration.
     #[command(subcommand)]
     Alert(AlertCommand),
+    /// Write man pages and shell completions into DIR (for packages).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Where to write `man/` and `completions/`.
+        dir: PathBuf,
+    },
 }
 
 /// `aegis-report alert …`
@@ -113,6 +119,10 @@ pub fn run(cli: Cli) -> Result<Outcome> {
 }
 
 async fn report(cli: Cli) -> Result<Outcome> {
+    if let Some(Command::GenerateDocs { dir }) = &cli.command {
+        aegis_core::docs::write(<Cli as clap::CommandFactory>::command(), dir)?;
+        return Ok(Outcome::Done);
+    }
     let mut settings = Settings::load(cli.config.as_deref())?;
     if let Some(url) = cli.storage {
         settings.storage.url = Some(url);

@@ -18,7 +18,7 @@ use crate::{demo, Auth, Dashboard};
 #[derive(Parser)]
 #[command(
     name = "aegis-web",
-    version,
+    version = aegis_core::VERSION,
     about = "Serve the Aegis dashboard, JSON API and metrics"
 )]
 pub struct Cli {
@@ -48,6 +48,12 @@ pub struct Cli {
 pub enum Command {
     /// Read a password on standard input and print its Argon2 hash for [web] password_hash.
     HashPassword,
+    /// Write man pages and shell completions into DIR (for packages).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Where to write `man/` and `completions/`.
+        dir: PathBuf,
+    },
 }
 
 /// Runs the command: serves until stopped, or prints a password hash.
@@ -55,6 +61,10 @@ pub fn run(cli: Cli) -> Result<()> {
     limit_malloc_arenas();
     match cli.command {
         Some(Command::HashPassword) => hash_password_from_stdin(),
+        Some(Command::GenerateDocs { dir }) => Ok(aegis_core::docs::write(
+            <Cli as clap::CommandFactory>::command(),
+            &dir,
+        )?),
         None => actix_web::rt::System::new().block_on(serve(cli)),
     }
 }

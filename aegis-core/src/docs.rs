@@ -1,0 +1,73 @@
+//! Man pages and shell completions from a binary's clap definition, for
+//! packages (feature `cli-docs`): every binary writes its own with the hidden
+//! `generate-docs DIR` command, so they always match its flags.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use clap_complete::Shell;
+
+use crate::error::{Error, Result};
+
+/// Writes `DIR/man/NAME[-SUB…].1` for the command and every visible
+/// subcommand, and `DIR/completions/{NAME.bash,_NAME,NAME.fish}`; returns the files.
+pub fn generate(mut cmd: clap::Command, dir: &Path) -> Result<Vec<PathBuf>> {
+    cmd.build();
+    let name = cmd.get_name().to_owned();
+    let mut written = Vec::new();
+    let man = dir.join("man");
+    std::fs::create_dir_all(&man)
+        .map_err(|e| Error::io(format!("cannot create {}", man.display()), e))?;
+    man_pages(&cmd, &name, &man, &mut written)?;
+    let completions = dir.join("completions");
+    std::fs::create_dir_all(&completions)
+        .map_err(|e| Error::io(format!("cannot create {}", completions.display()), e))?;
+    for (shell, file) in [
+        (Shell::Bash, format!("{name}.bash")),
+        (Shell::Zsh, format!("_{name}")),
+        (Shell::Fish, format!("{name}.fish")),
+    ] {
+        let path = completions.join(file);
+        let mut out = create(&path)?;
+        clap_complete::generate(shell, &mut cmd, &name, &mut out);
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// [`generate`], saying on standard output what it wrote: the hidden
+/// `generate-docs DIR` command of each binary.
+pub fn write(cmd: clap::Command, dir: &Path) -> Result<()> {
+    for file in generate(cmd, dir)? {
+        println!("wrote {}", file.display());
+    }
+    Ok(())
+}
+
+fn man_pages(
+    cmd: &clap::Command,
+    page: &str,
+    dir: &Path,
+    written: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let path = dir.join(format!("{page}.1"));
+    let mut out = create(&path)?;
+    clap_mangen::Man::new(cmd.clone().name(page.to_owned()))
+        .render(&mut out)
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+    written.push(path);
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
+        man_pages(sub, &format!("{page}-{}", sub.get_name()), dir, written)?;
+    }
+    Ok(())
+}
+
+fn create(path: &Path) -> Result<BufWriter<File>> {
+    File::create(path)
+        .map(BufWriter::new)
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+}
