@@ -23,14 +23,23 @@ fn write(path: &Path, body: &str) {
 
 fn start_fail2ban(sb: &Sandbox, authlog: &Path) -> Fail2ban {
     let mut f2b = Fail2ban::prepare(&sb.path().join("f2b"));
-    // The shipped action file, unchanged, installed by the shipped command.
-    let out = sb
-        .aegis()
-        .args(["fail2ban", "install", "--dir"])
-        .arg(f2b.etc.join("action.d"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    let actions = f2b.etc.join("action.d");
+    match std::env::var_os("AEGIS_ACTION_FILE") {
+        // The installed package's action file, unchanged (scripts/test-package).
+        Some(installed) => {
+            std::fs::copy(&installed, actions.join("aegis.conf")).expect("the installed action file");
+        }
+        // The shipped action file, unchanged, installed by the shipped command.
+        None => {
+            let out = sb
+                .aegis()
+                .args(["fail2ban", "install", "--dir"])
+                .arg(&actions)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", text(&out));
+        }
+    }
     let aegis = format!(
         "{} --config {}/aegis.toml",
         aegis_testkit::bin("aegis").display(),

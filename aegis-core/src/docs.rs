@@ -11,7 +11,8 @@ use clap_complete::Shell;
 use crate::error::{Error, Result};
 
 /// Writes `DIR/man/NAME[-SUB…].1` for the command and every visible
-/// subcommand, and `DIR/completions/{NAME.bash,_NAME,NAME.fish}`; returns the files.
+/// subcommand, and `DIR/completions/{bash/NAME,zsh/_NAME,fish/NAME.fish}`
+/// (the names each shell looks for); returns the files.
 pub fn generate(mut cmd: clap::Command, dir: &Path) -> Result<Vec<PathBuf>> {
     cmd.build();
     let name = cmd.get_name().to_owned();
@@ -20,15 +21,15 @@ pub fn generate(mut cmd: clap::Command, dir: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(&man)
         .map_err(|e| Error::io(format!("cannot create {}", man.display()), e))?;
     man_pages(&cmd, &name, &man, &mut written)?;
-    let completions = dir.join("completions");
-    std::fs::create_dir_all(&completions)
-        .map_err(|e| Error::io(format!("cannot create {}", completions.display()), e))?;
     for (shell, file) in [
-        (Shell::Bash, format!("{name}.bash")),
-        (Shell::Zsh, format!("_{name}")),
-        (Shell::Fish, format!("{name}.fish")),
+        (Shell::Bash, format!("bash/{name}")),
+        (Shell::Zsh, format!("zsh/_{name}")),
+        (Shell::Fish, format!("fish/{name}.fish")),
     ] {
-        let path = completions.join(file);
+        let path = dir.join("completions").join(file);
+        let parent = path.parent().unwrap_or(dir);
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
         let mut out = create(&path)?;
         clap_complete::generate(shell, &mut cmd, &name, &mut out);
         written.push(path);

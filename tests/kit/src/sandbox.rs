@@ -8,12 +8,18 @@ use std::time::{Duration, Instant};
 use aegis_core::{EventFilter, Page, Storage, StorageUrl, StoredEvent};
 
 /// The workspace binary `name` (`aegis`, `aegis-web`, `aegis-report`), built
-/// beside the running test.
+/// beside the running test, or in `AEGIS_BIN_DIR` when it is set (the
+/// installed package's `/usr/bin`, for `scripts/test-package`).
 ///
 /// Cargo builds a crate's binaries for that crate's own tests only, so the
 /// end-to-end crate finds them in the target directory: `scripts/test` builds
 /// them first (`cargo build --workspace --bins`).
 pub fn bin(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("AEGIS_BIN_DIR") {
+        let path = Path::new(&dir).join(name);
+        assert!(path.is_file(), "AEGIS_BIN_DIR has no {}", path.display());
+        return path;
+    }
     let test = std::env::current_exe().expect("the test's own path");
     // target/<profile>/deps/<test> → target/<profile>/<name>
     let profile = test
