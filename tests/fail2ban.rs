@@ -27,7 +27,8 @@ fn start_fail2ban(sb: &Sandbox, authlog: &Path) -> Fail2ban {
     match std::env::var_os("AEGIS_ACTION_FILE") {
         // The installed package's action file, unchanged (scripts/test-package).
         Some(installed) => {
-            std::fs::copy(&installed, actions.join("aegis.conf")).expect("the installed action file");
+            std::fs::copy(&installed, actions.join("aegis.conf"))
+                .expect("the installed action file");
         }
         // The shipped action file, unchanged, installed by the shipped command.
         None => {
