@@ -79,6 +79,14 @@ fn webhook_config(url: &str, rule: &str) -> String {
     )
 }
 
+/// A store, a webhook that answers 200, and the settings of one rule sending to it.
+async fn watching(rule: &str) -> (tempfile::TempDir, MockServer, Arc<dyn Storage>, Settings) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = hook(Arc::new(AtomicBool::new(true))).await;
+    let s = settings(&dir, &webhook_config(&server.uri(), rule));
+    (dir, server, memory_store().await, s)
+}
+
 fn bans_in(bodies: &[Value]) -> u64 {
     bodies
         .iter()
@@ -89,16 +97,8 @@ fn bans_in(bodies: &[Value]) -> u64 {
 
 #[tokio::test]
 async fn bans_are_batched_every_period_and_capped_per_hour_without_losing_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = hook(Arc::new(AtomicBool::new(true))).await;
-    let store = memory_store().await;
-    let s = settings(
-        &dir,
-        &webhook_config(
-            &server.uri(),
-            "kind = \"bans\"\njail = \"sshd\"\nevery = \"5m\"\nmax_per_hour = 2",
-        ),
-    );
+    let (_dir, server, store, s) =
+        watching("kind = \"bans\"\njail = \"sshd\"\nevery = \"5m\"\nmax_per_hour = 2").await;
     let watcher = Watcher::new(&s, store.clone()).unwrap();
     let t = t0();
     // Another jail's ban never counts; a ban exactly at the tick is seen.
@@ -353,16 +353,8 @@ async fn telegrams_flood_control_says_how_long_to_wait() {
 
 #[tokio::test]
 async fn a_spike_fires_once_and_resolves() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = hook(Arc::new(AtomicBool::new(true))).await;
-    let store = memory_store().await;
-    let s = settings(
-        &dir,
-        &webhook_config(
-            &server.uri(),
-            "kind = \"spike\"\nperiod = \"1h\"\nfactor = 3\nmin = 10\ndays = 7",
-        ),
-    );
+    let (_dir, server, store, s) =
+        watching("kind = \"spike\"\nperiod = \"1h\"\nfactor = 3\nmin = 10\ndays = 7").await;
     let t = t0();
     let mut events = Vec::new();
     // The usual hour: 4 bans on each of the last 7 days, at the edges of the hour.
@@ -430,16 +422,8 @@ async fn a_spike_fires_once_and_resolves() {
 
 #[tokio::test]
 async fn a_repeat_offender_fires_on_the_crossing_ban_and_resolves_after_a_quiet_period() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = hook(Arc::new(AtomicBool::new(true))).await;
-    let store = memory_store().await;
-    let s = settings(
-        &dir,
-        &webhook_config(
-            &server.uri(),
-            "kind = \"repeat-offender\"\nhosts = 3\nwithin = \"24h\"",
-        ),
-    );
+    let (_dir, server, store, s) =
+        watching("kind = \"repeat-offender\"\nhosts = 3\nwithin = \"24h\"").await;
     let t = t0();
     let ip = "203.0.113.50";
     record(
@@ -493,16 +477,8 @@ async fn a_repeat_offender_fires_on_the_crossing_ban_and_resolves_after_a_quiet_
 
 #[tokio::test]
 async fn a_new_country_is_told_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = hook(Arc::new(AtomicBool::new(true))).await;
-    let store = memory_store().await;
-    let s = settings(
-        &dir,
-        &webhook_config(
-            &server.uri(),
-            "kind = \"new-source\"\nby = \"country\"\ndays = 30",
-        ),
-    );
+    let (_dir, server, store, s) =
+        watching("kind = \"new-source\"\nby = \"country\"\ndays = 30").await;
     let t = t0();
     record(
         &store,
@@ -571,16 +547,8 @@ async fn a_new_country_is_told_once() {
 
 #[tokio::test]
 async fn a_silent_host_fires_and_resolves_and_a_restart_repeats_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = hook(Arc::new(AtomicBool::new(true))).await;
-    let store = memory_store().await;
-    let s = settings(
-        &dir,
-        &webhook_config(
-            &server.uri(),
-            "kind = \"silent-host\"\nafter = \"1h\"\nknown_within = \"30d\"",
-        ),
-    );
+    let (_dir, server, store, s) =
+        watching("kind = \"silent-host\"\nafter = \"1h\"\nknown_within = \"30d\"").await;
     let t = t0();
     record(
         &store,

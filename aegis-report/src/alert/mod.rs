@@ -252,11 +252,9 @@ impl Watcher {
 
     /// Each channel's undelivered alerts, as the store holds them.
     pub async fn waiting(&self) -> Result<Vec<Waiting>, ReportError> {
-        let state: State = match self.store.state(STATE).await? {
-            Some(value) => serde_json::from_value(value).unwrap_or_default(),
-            None => State::default(),
-        };
-        Ok(state
+        Ok(self
+            .load()
+            .await?
             .outbox
             .into_iter()
             .filter(|(_, o)| !o.held.is_empty())
@@ -277,15 +275,7 @@ impl Watcher {
     /// Evaluates every rule at `now` and delivers what is due. A dry run
     /// returns the messages instead of sending them and keeps no state.
     pub async fn tick(&self, now: DateTime<Utc>, dry_run: bool) -> Result<Tick, ReportError> {
-        let mut state: State = match self.store.state(STATE).await? {
-            Some(value) => serde_json::from_value(value).unwrap_or_else(|e| {
-                eprintln!(
-                    "aegis-report: the stored alert state is unreadable ({e}): starting afresh"
-                );
-                State::default()
-            }),
-            None => State::default(),
-        };
+        let mut state = self.load().await?;
         let new_bans = self.new_bans(&mut state, now).await?;
         let mut tick = Tick::default();
         let mut rule_states = std::mem::take(&mut state.rules);
@@ -352,6 +342,20 @@ impl Watcher {
             self.store.set_state(STATE, &value).await?;
         }
         Ok(tick)
+    }
+
+    /// The state kept in the store; one that cannot be read (written by a
+    /// later version, say) is replaced, and the log says so.
+    async fn load(&self) -> Result<State, ReportError> {
+        Ok(match self.store.state(STATE).await? {
+            Some(value) => serde_json::from_value(value).unwrap_or_else(|e| {
+                eprintln!(
+                    "aegis-report: the stored alert state is unreadable ({e}): starting afresh"
+                );
+                State::default()
+            }),
+            None => State::default(),
+        })
     }
 
     /// The bans stored since the last evaluation, read once for every rule.
