@@ -353,7 +353,7 @@ async fn telegrams_flood_control_says_how_long_to_wait() {
 
 #[tokio::test]
 async fn a_spike_fires_once_and_resolves() {
-    let (_dir, server, store, s) =
+    let (_dir, _server, store, s) =
         watching("kind = \"spike\"\nperiod = \"1h\"\nfactor = 3\nmin = 10\ndays = 7").await;
     let t = t0();
     let mut events = Vec::new();
@@ -422,7 +422,7 @@ async fn a_spike_fires_once_and_resolves() {
 
 #[tokio::test]
 async fn a_repeat_offender_fires_on_the_crossing_ban_and_resolves_after_a_quiet_period() {
-    let (_dir, server, store, s) =
+    let (_dir, _server, store, s) =
         watching("kind = \"repeat-offender\"\nhosts = 3\nwithin = \"24h\"").await;
     let t = t0();
     let ip = "203.0.113.50";
@@ -477,7 +477,7 @@ async fn a_repeat_offender_fires_on_the_crossing_ban_and_resolves_after_a_quiet_
 
 #[tokio::test]
 async fn a_new_country_is_told_once() {
-    let (_dir, server, store, s) =
+    let (_dir, _server, store, s) =
         watching("kind = \"new-source\"\nby = \"country\"\ndays = 30").await;
     let t = t0();
     record(

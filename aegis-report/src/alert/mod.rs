@@ -282,6 +282,8 @@ impl Watcher {
         for rule in &self.rules {
             let rs = rule_states.entry(rule.name.clone()).or_default();
             let cx = rules::Context {
+                rule: &rule.name,
+                kind: rule.kind(),
                 store: self.store.as_ref(),
                 now,
                 new_bans: &new_bans,

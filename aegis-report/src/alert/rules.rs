@@ -65,8 +65,11 @@ enum Check {
     },
 }
 
-/// What an evaluation knows: the store, the time, and the bans new since the last.
+/// What an evaluation knows: the rule, the store, the time, and the bans new
+/// since the last.
 pub(super) struct Context<'a> {
+    pub rule: &'a str,
+    pub kind: &'static str,
     pub store: &'a dyn Storage,
     pub now: DateTime<Utc>,
     pub new_bans: &'a [StoredEvent],
@@ -298,310 +301,361 @@ impl Rule {
         cx: &Context<'_>,
         state: &mut RuleState,
     ) -> aegis_core::Result<Vec<Alert>> {
-        let alert = |status, title: String, lines: Vec<String>, link: Option<String>| Alert {
-            rule: self.name.clone(),
-            kind: self.kind().into(),
-            status,
-            title,
-            count: lines.len().max(1) as u64,
-            lines,
-            link,
-            at: cx.now,
-        };
-        Ok(match &self.check {
+        match &self.check {
             Check::Bans {
                 scope,
                 network,
                 asn,
-            } => {
-                let matched: Vec<&StoredEvent> = cx
-                    .new_bans
-                    .iter()
-                    .filter(|e| {
-                        let ev = &e.event;
-                        scope.jail.as_ref().is_none_or(|j| *j == ev.jail)
-                            && scope.host.as_ref().is_none_or(|h| *h == ev.host)
-                            && scope.country.as_ref().is_none_or(|c| Some(c) == country(e))
-                            && network.is_none_or(|n| n.contains(ev.ip))
-                            && asn.is_none_or(|a| Some(a) == ev.geo.as_ref().and_then(|g| g.asn))
-                    })
-                    .collect();
-                if matched.is_empty() {
-                    return Ok(vec![]);
-                }
-                let ips: BTreeSet<IpAddr> = matched.iter().map(|e| e.event.ip).collect();
-                let link = match ips.iter().next() {
-                    Some(ip) if ips.len() == 1 => cx.links.ip(*ip),
-                    _ => cx.links.scope(scope),
-                };
-                let mut a = alert(
-                    Status::Event,
-                    String::new(),
-                    bounded(matched.iter().map(|e| ban_line(e))),
-                    link,
-                );
-                a.count = matched.len() as u64;
-                a.title = bans_title(&self.name, a.count);
-                vec![a]
-            }
+            } => Ok(bans(cx, scope, network, asn)),
             Check::Spike {
                 period,
                 factor,
                 min,
                 days,
                 scope,
-            } => {
-                let ending = |end: DateTime<Utc>| StatsQuery {
-                    since: end - *period,
-                    until: end,
-                    scope: scope.clone(),
-                };
-                let now_count = cx.store.ban_count(&ending(cx.now)).await?;
-                let mut usual = Vec::with_capacity(*days as usize);
-                for d in 1..=*days {
-                    let end = cx.now - Duration::days(d.into());
-                    usual.push(cx.store.ban_count(&ending(end)).await?);
-                }
-                let median = median(&mut usual);
-                let spiking = now_count >= *min && now_count as f64 >= factor * median;
-                let open = state.open.contains_key("spike");
-                let what = format!("{now_count} bans in the last {}", human(*period));
-                let usual =
-                    format!("usually {median} at this time of day over the last {days} days");
-                match (spiking, open) {
-                    (true, false) => {
-                        state.open.insert("spike".into(), cx.now);
-                        vec![alert(
-                            Status::Firing,
-                            format!("{}: spike, {what}", self.name),
-                            vec![format!("{what}; {usual}.")],
-                            cx.links.scope(scope),
-                        )]
-                    }
-                    (false, true) => {
-                        state.open.remove("spike");
-                        vec![alert(
-                            Status::Resolved,
-                            format!("{}: resolved, {what}", self.name),
-                            vec![format!("{what}; {usual}.")],
-                            cx.links.scope(scope),
-                        )]
-                    }
-                    _ => vec![],
-                }
-            }
+            } => spike(cx, state, period, factor, min, days, scope).await,
             Check::Repeat {
                 bans,
                 hosts,
                 within,
-            } => {
-                let mut alerts = Vec::new();
-                // A condition ends when the address has had no ban for `within`.
-                let mut latest: BTreeMap<IpAddr, DateTime<Utc>> = BTreeMap::new();
-                for e in cx.new_bans {
-                    let t = latest.entry(e.event.ip).or_insert(e.event.time);
-                    *t = (*t).max(e.event.time);
-                }
-                let mut looked = 0;
-                for (ip, last) in &latest {
-                    let key = ip.to_string();
-                    if let Some(seen) = state.open.get_mut(&key) {
-                        *seen = (*seen).max(*last);
-                        continue;
-                    }
-                    if looked == MAX_CANDIDATES {
-                        break;
-                    }
-                    looked += 1;
-                    let history = cx
-                        .store
-                        .events(
-                            &EventFilter {
-                                ip: Some(*ip),
-                                kind: Some(EventKind::Ban),
-                                since: Some(cx.now - *within),
-                                ..EventFilter::default()
-                            },
-                            Page::first(1_000),
-                        )
-                        .await?;
-                    let new: Vec<&StoredEvent> =
-                        history.iter().filter(|e| !e.event.restored).collect();
-                    let host_count = new
-                        .iter()
-                        .map(|e| &e.event.host)
-                        .collect::<BTreeSet<_>>()
-                        .len() as u64;
-                    let ban_count = new.len() as u64;
-                    if bans.is_some_and(|b| ban_count >= b)
-                        || hosts.is_some_and(|h| host_count >= h)
-                    {
-                        state.open.insert(key, *last);
-                        alerts.push(alert(
-                            Status::Firing,
-                            format!(
-                                "{}: {ip} banned {ban_count} times by {host_count} host{} in the last {}",
-                                self.name,
-                                plural(host_count),
-                                human(*within)
-                            ),
-                            bounded(new.iter().rev().map(|e| ban_line(e))),
-                            cx.links.ip(*ip),
-                        ));
-                    }
-                }
-                let ended: Vec<String> = state
-                    .open
-                    .iter()
-                    .filter(|(_, last)| cx.now - **last >= *within)
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                for key in ended {
-                    state.open.remove(&key);
-                    alerts.push(alert(
-                        Status::Resolved,
-                        format!(
-                            "{}: resolved, {key} not banned for {}",
-                            self.name,
-                            human(*within)
-                        ),
-                        vec![],
-                        key.parse().ok().and_then(|ip| cx.links.ip(ip)),
-                    ));
-                }
-                alerts
-            }
-            Check::NewSource { by, days } => {
-                let today = cx.now.timestamp().div_euclid(86_400);
-                let source = |e: &StoredEvent| match by {
-                    TopBy::Asn => e
-                        .event
-                        .geo
-                        .as_ref()
-                        .and_then(|g| g.asn)
-                        .map(|a| format!("AS{a}")),
-                    _ => country(e).cloned(),
-                };
-                if !state.primed {
-                    let known = cx
-                        .store
-                        .top(
-                            &StatsQuery::range(cx.now - Duration::days((*days).into()), cx.now),
-                            *by,
-                            MAX_KEYS,
-                        )
-                        .await?;
-                    state.known = known.into_iter().map(|t| (t.key, today)).collect();
-                    state
-                        .known
-                        .extend(cx.new_bans.iter().filter_map(source).map(|k| (k, today)));
-                    state.primed = true;
-                    return Ok(vec![]);
-                }
-                state
-                    .known
-                    .retain(|_, day| today - *day <= i64::from(*days));
-                let mut fresh: BTreeMap<String, Vec<&StoredEvent>> = BTreeMap::new();
-                for e in cx.new_bans {
-                    let Some(key) = source(e) else { continue };
-                    if !state.known.contains_key(&key) || fresh.contains_key(&key) {
-                        fresh.entry(key).or_default().push(e);
-                    } else {
-                        state.known.insert(key, today);
-                    }
-                }
-                fresh
-                    .into_iter()
-                    .map(|(key, events)| {
-                        state.known.insert(key.clone(), today);
-                        let link = match by {
-                            TopBy::Country => cx.links.page("country", &key),
-                            _ => cx.links.ip(events[0].event.ip),
-                        };
-                        alert(
-                            Status::Event,
-                            format!("{}: first bans from {key} in {days} days", self.name),
-                            bounded(events.iter().map(|e| ban_line(e))),
-                            link,
-                        )
-                    })
-                    .collect()
-            }
+            } => repeat_offender(cx, state, bans, hosts, within).await,
+            Check::NewSource { by, days } => new_source(cx, state, by, days).await,
             Check::Silent {
                 after,
                 known_within,
-            } => {
-                let hosts = |since: DateTime<Utc>| async move {
-                    let top = cx
-                        .store
-                        .top(&StatsQuery::range(since, cx.now), TopBy::Host, MAX_KEYS)
-                        .await?;
-                    Ok::<BTreeSet<String>, aegis_core::Error>(
-                        top.into_iter().map(|t| t.key).collect(),
-                    )
-                };
-                let known = hosts(cx.now - *known_within).await?;
-                let recent = hosts(cx.now - *after).await?;
-                let mut quiet: BTreeMap<String, (Option<DateTime<Utc>>, &str)> = BTreeMap::new();
-                for host in known.difference(&recent) {
-                    quiet.insert(format!("host {host}"), (None, host));
-                }
-                for agent in cx.store.decision_log().agents().await? {
-                    let age = cx.now - agent.seen;
-                    if age >= *after && age < *known_within {
-                        quiet.insert(format!("agent {}", agent.host), (Some(agent.seen), ""));
-                    }
-                }
-                let mut alerts = Vec::new();
-                for (key, (seen, host)) in &quiet {
-                    if state.open.contains_key(key) {
-                        continue;
-                    }
-                    state.open.insert(key.clone(), cx.now);
-                    let (title, link) = match seen {
-                        Some(seen) => (
-                            format!(
-                                "{}: the {key} stopped reporting (last report {})",
-                                self.name,
-                                seen.format("%Y-%m-%d %H:%M UTC")
-                            ),
-                            cx.links.page("decisions", ""),
-                        ),
-                        None => (
-                            format!(
-                                "{}: {key} has sent nothing for {}{}",
-                                self.name,
-                                human(*after),
-                                last_event(cx, host, *known_within).await?
-                            ),
-                            cx.links.page("host", host),
-                        ),
-                    };
-                    alerts.push(alert(Status::Firing, title, vec![], link));
-                }
-                let ended: Vec<String> = state
-                    .open
-                    .keys()
-                    .filter(|k| !quiet.contains_key(*k))
-                    .cloned()
-                    .collect();
-                for key in ended {
-                    state.open.remove(&key);
-                    let host = key.split_once(' ').map_or("", |(_, h)| h);
-                    // A host that fell out of `known_within` is no longer expected, not back.
-                    if key.starts_with("host ") && !recent.contains(host) {
-                        continue;
-                    }
-                    alerts.push(alert(
-                        Status::Resolved,
-                        format!("{}: resolved, the {key} reports again", self.name),
-                        vec![],
-                        cx.links.page("host", host),
-                    ));
-                }
-                alerts
-            }
+            } => silent_host(cx, state, after, known_within).await,
+        }
+    }
+}
+
+/// New bans that match the rule's filter, as one alert.
+fn bans(
+    cx: &Context<'_>,
+    scope: &Scope,
+    network: &Option<IpNetwork>,
+    asn: &Option<u32>,
+) -> Vec<Alert> {
+    let matched: Vec<&StoredEvent> = cx
+        .new_bans
+        .iter()
+        .filter(|e| {
+            let ev = &e.event;
+            scope.jail.as_ref().is_none_or(|j| *j == ev.jail)
+                && scope.host.as_ref().is_none_or(|h| *h == ev.host)
+                && scope.country.as_ref().is_none_or(|c| Some(c) == country(e))
+                && network.is_none_or(|n| n.contains(ev.ip))
+                && asn.is_none_or(|a| Some(a) == ev.geo.as_ref().and_then(|g| g.asn))
         })
+        .collect();
+    if matched.is_empty() {
+        return vec![];
+    }
+    let ips: BTreeSet<IpAddr> = matched.iter().map(|e| e.event.ip).collect();
+    let link = match ips.iter().next() {
+        Some(ip) if ips.len() == 1 => cx.links.ip(*ip),
+        _ => cx.links.scope(scope),
+    };
+    let mut a = cx.alert(
+        Status::Event,
+        String::new(),
+        bounded(matched.iter().map(|e| ban_line(e))),
+        link,
+    );
+    a.count = matched.len() as u64;
+    a.title = bans_title(cx.rule, a.count);
+    vec![a]
+}
+
+/// The last `period`'s bans against the median of the same period on the days before.
+async fn spike(
+    cx: &Context<'_>,
+    state: &mut RuleState,
+    period: &Duration,
+    factor: &f64,
+    min: &u64,
+    days: &u32,
+    scope: &Scope,
+) -> aegis_core::Result<Vec<Alert>> {
+    let ending = |end: DateTime<Utc>| StatsQuery {
+        since: end - *period,
+        until: end,
+        scope: scope.clone(),
+    };
+    let now_count = cx.store.ban_count(&ending(cx.now)).await?;
+    let mut usual = Vec::with_capacity(*days as usize);
+    for d in 1..=*days {
+        let end = cx.now - Duration::days(d.into());
+        usual.push(cx.store.ban_count(&ending(end)).await?);
+    }
+    let median = median(&mut usual);
+    let spiking = now_count >= *min && now_count as f64 >= factor * median;
+    let open = state.open.contains_key("spike");
+    let what = format!("{now_count} bans in the last {}", human(*period));
+    let usual = format!("usually {median} at this time of day over the last {days} days");
+    Ok(match (spiking, open) {
+        (true, false) => {
+            state.open.insert("spike".into(), cx.now);
+            vec![cx.alert(
+                Status::Firing,
+                format!("{}: spike, {what}", cx.rule),
+                vec![format!("{what}; {usual}.")],
+                cx.links.scope(scope),
+            )]
+        }
+        (false, true) => {
+            state.open.remove("spike");
+            vec![cx.alert(
+                Status::Resolved,
+                format!("{}: resolved, {what}", cx.rule),
+                vec![format!("{what}; {usual}.")],
+                cx.links.scope(scope),
+            )]
+        }
+        _ => vec![],
+    })
+}
+
+/// Addresses among the new bans that cross `bans` or `hosts` within `within`;
+/// a condition ends when the address has had no ban for `within`.
+async fn repeat_offender(
+    cx: &Context<'_>,
+    state: &mut RuleState,
+    bans: &Option<u64>,
+    hosts: &Option<u64>,
+    within: &Duration,
+) -> aegis_core::Result<Vec<Alert>> {
+    let mut alerts = Vec::new();
+    // A condition ends when the address has had no ban for `within`.
+    let mut latest: BTreeMap<IpAddr, DateTime<Utc>> = BTreeMap::new();
+    for e in cx.new_bans {
+        let t = latest.entry(e.event.ip).or_insert(e.event.time);
+        *t = (*t).max(e.event.time);
+    }
+    let mut looked = 0;
+    for (ip, last) in &latest {
+        let key = ip.to_string();
+        if let Some(seen) = state.open.get_mut(&key) {
+            *seen = (*seen).max(*last);
+            continue;
+        }
+        if looked == MAX_CANDIDATES {
+            break;
+        }
+        looked += 1;
+        let history = cx
+            .store
+            .events(
+                &EventFilter {
+                    ip: Some(*ip),
+                    kind: Some(EventKind::Ban),
+                    since: Some(cx.now - *within),
+                    ..EventFilter::default()
+                },
+                Page::first(1_000),
+            )
+            .await?;
+        let new: Vec<&StoredEvent> = history.iter().filter(|e| !e.event.restored).collect();
+        let host_count = new
+            .iter()
+            .map(|e| &e.event.host)
+            .collect::<BTreeSet<_>>()
+            .len() as u64;
+        let ban_count = new.len() as u64;
+        if bans.is_some_and(|b| ban_count >= b) || hosts.is_some_and(|h| host_count >= h) {
+            state.open.insert(key, *last);
+            alerts.push(cx.alert(
+                Status::Firing,
+                format!(
+                    "{}: {ip} banned {ban_count} times by {host_count} host{} in the last {}",
+                    cx.rule,
+                    plural(host_count),
+                    human(*within)
+                ),
+                bounded(new.iter().rev().map(|e| ban_line(e))),
+                cx.links.ip(*ip),
+            ));
+        }
+    }
+    let ended: Vec<String> = state
+        .open
+        .iter()
+        .filter(|(_, last)| cx.now - **last >= *within)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in ended {
+        state.open.remove(&key);
+        alerts.push(cx.alert(
+            Status::Resolved,
+            format!(
+                "{}: resolved, {key} not banned for {}",
+                cx.rule,
+                human(*within)
+            ),
+            vec![],
+            key.parse().ok().and_then(|ip| cx.links.ip(ip)),
+        ));
+    }
+    Ok(alerts)
+}
+
+/// Countries or ASNs among the new bans not seen in the `days` before; the
+/// first evaluation learns the sources from the store.
+async fn new_source(
+    cx: &Context<'_>,
+    state: &mut RuleState,
+    by: &TopBy,
+    days: &u32,
+) -> aegis_core::Result<Vec<Alert>> {
+    let today = cx.now.timestamp().div_euclid(86_400);
+    let source = |e: &StoredEvent| match by {
+        TopBy::Asn => e
+            .event
+            .geo
+            .as_ref()
+            .and_then(|g| g.asn)
+            .map(|a| format!("AS{a}")),
+        _ => country(e).cloned(),
+    };
+    if !state.primed {
+        let known = cx
+            .store
+            .top(
+                &StatsQuery::range(cx.now - Duration::days((*days).into()), cx.now),
+                *by,
+                MAX_KEYS,
+            )
+            .await?;
+        state.known = known.into_iter().map(|t| (t.key, today)).collect();
+        state
+            .known
+            .extend(cx.new_bans.iter().filter_map(source).map(|k| (k, today)));
+        state.primed = true;
+        return Ok(vec![]);
+    }
+    state
+        .known
+        .retain(|_, day| today - *day <= i64::from(*days));
+    let mut fresh: BTreeMap<String, Vec<&StoredEvent>> = BTreeMap::new();
+    for e in cx.new_bans {
+        let Some(key) = source(e) else { continue };
+        if !state.known.contains_key(&key) || fresh.contains_key(&key) {
+            fresh.entry(key).or_default().push(e);
+        } else {
+            state.known.insert(key, today);
+        }
+    }
+    Ok(fresh
+        .into_iter()
+        .map(|(key, events)| {
+            state.known.insert(key.clone(), today);
+            let link = match by {
+                TopBy::Country => cx.links.page("country", &key),
+                _ => cx.links.ip(events[0].event.ip),
+            };
+            cx.alert(
+                Status::Event,
+                format!("{}: first bans from {key} in {days} days", cx.rule),
+                bounded(events.iter().map(|e| ban_line(e))),
+                link,
+            )
+        })
+        .collect())
+}
+
+/// Hosts (and agents) that reported within `known_within` and not for `after`.
+async fn silent_host(
+    cx: &Context<'_>,
+    state: &mut RuleState,
+    after: &Duration,
+    known_within: &Duration,
+) -> aegis_core::Result<Vec<Alert>> {
+    let hosts = |since: DateTime<Utc>| async move {
+        let top = cx
+            .store
+            .top(&StatsQuery::range(since, cx.now), TopBy::Host, MAX_KEYS)
+            .await?;
+        Ok::<BTreeSet<String>, aegis_core::Error>(top.into_iter().map(|t| t.key).collect())
+    };
+    let known = hosts(cx.now - *known_within).await?;
+    let recent = hosts(cx.now - *after).await?;
+    let mut quiet: BTreeMap<String, (Option<DateTime<Utc>>, &str)> = BTreeMap::new();
+    for host in known.difference(&recent) {
+        quiet.insert(format!("host {host}"), (None, host));
+    }
+    for agent in cx.store.decision_log().agents().await? {
+        let age = cx.now - agent.seen;
+        if age >= *after && age < *known_within {
+            quiet.insert(format!("agent {}", agent.host), (Some(agent.seen), ""));
+        }
+    }
+    let mut alerts = Vec::new();
+    for (key, (seen, host)) in &quiet {
+        if state.open.contains_key(key) {
+            continue;
+        }
+        state.open.insert(key.clone(), cx.now);
+        let (title, link) = match seen {
+            Some(seen) => (
+                format!(
+                    "{}: the {key} stopped reporting (last report {})",
+                    cx.rule,
+                    seen.format("%Y-%m-%d %H:%M UTC")
+                ),
+                cx.links.page("decisions", ""),
+            ),
+            None => (
+                format!(
+                    "{}: {key} has sent nothing for {}{}",
+                    cx.rule,
+                    human(*after),
+                    last_event(cx, host, *known_within).await?
+                ),
+                cx.links.page("host", host),
+            ),
+        };
+        alerts.push(cx.alert(Status::Firing, title, vec![], link));
+    }
+    let ended: Vec<String> = state
+        .open
+        .keys()
+        .filter(|k| !quiet.contains_key(*k))
+        .cloned()
+        .collect();
+    for key in ended {
+        state.open.remove(&key);
+        let host = key.split_once(' ').map_or("", |(_, h)| h);
+        // A host that fell out of `known_within` is no longer expected, not back.
+        if key.starts_with("host ") && !recent.contains(host) {
+            continue;
+        }
+        alerts.push(cx.alert(
+            Status::Resolved,
+            format!("{}: resolved, the {key} reports again", cx.rule),
+            vec![],
+            cx.links.page("host", host),
+        ));
+    }
+    Ok(alerts)
+}
+
+impl Context<'_> {
+    fn alert(
+        &self,
+        status: Status,
+        title: String,
+        lines: Vec<String>,
+        link: Option<String>,
+    ) -> Alert {
+        Alert {
+            rule: self.rule.to_owned(),
+            kind: self.kind.into(),
+            status,
+            title,
+            count: lines.len().max(1) as u64,
+            lines,
+            link,
+            at: self.now,
+        }
     }
 }
 
