@@ -159,9 +159,27 @@ pub struct StatsArgs {
     /// The range.
     #[command(flatten)]
     pub range: RangeArgs,
+    /// Bans per day, week, month or year (default: per day up to 90 days, per
+    /// week up to 26 weeks, then per month, then per year; JSON: per day).
+    #[arg(long, value_enum)]
+    pub per: Option<Per>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How `aegis stats` groups its bans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Per {
+    /// Each day.
+    Day,
+    /// Each ISO week, from its Monday.
+    Week,
+    /// Each calendar month.
+    Month,
+    /// Each calendar year.
+    Year,
 }
 
 /// What `aegis top` ranks.

@@ -3,19 +3,31 @@
 use std::io::Write;
 
 use aegis_core::{
-    parse_age, parse_country, parse_ip, parse_moment, EventFilter, EventKind, IpNetwork, Order,
-    Page, Scope, StatsQuery, Storage, StoredEvent, TopBy,
+    parse_age, parse_country, parse_ip, parse_moment, DayCount, EventFilter, EventKind, IpNetwork,
+    NaiveDate, Order, Page, Scope, StatsQuery, Storage, StoredEvent, TopBy,
 };
 use anyhow::Result;
-use chrono::Utc;
+use chrono::{Datelike, Utc};
 use serde_json::json;
 
-use crate::cli::{EventsArgs, RangeArgs, StatsArgs, TopArgs, TopKey};
+use crate::cli::{EventsArgs, Per, RangeArgs, StatsArgs, TopArgs, TopKey};
 use crate::table::render;
 
-fn stats_query(range: &RangeArgs) -> Result<StatsQuery> {
+async fn stats_query(store: &dyn Storage, range: &RangeArgs) -> Result<StatsQuery> {
     let now = Utc::now();
-    let since = parse_moment(&range.since, now)?;
+    let since = if range.since == "all" {
+        // From the first stored event, not from a fixed date long before it.
+        let first = Page {
+            order: Order::Asc,
+            ..Page::first(1)
+        };
+        match store.events(&EventFilter::default(), first).await?.first() {
+            Some(e) => e.event.time,
+            None => now - chrono::Duration::days(1),
+        }
+    } else {
+        parse_moment(&range.since, now)?
+    };
     let until = match &range.until {
         Some(u) => parse_moment(u, now)?,
         None => now,
@@ -40,14 +52,22 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 
 /// `aegis stats`
 pub async fn stats(store: &dyn Storage, args: &StatsArgs, tz: aegis_core::Tz) -> Result<()> {
-    let q = stats_query(&args.range)?;
+    let q = stats_query(store, &args.range).await?;
     let summary = store.summary(&q).await?;
     let days = store.bans_per_day(&q, tz).await?;
     let top = store.top_offenders(&q, 5).await?;
     if args.json {
-        return print_json(&json!({
+        let mut out = json!({
             "since": q.since, "until": q.until, "summary": summary, "daily": days, "top_offenders": top,
-        }));
+        });
+        if let Some(per) = args.per {
+            out["per"] = json!(per);
+            out["bans"] = json!(per_period(&days, per)
+                .into_iter()
+                .map(|(start, bans)| json!({ "start": start, "bans": bans }))
+                .collect::<Vec<_>>());
+        }
+        return print_json(&out);
     }
     println!(
         "{} to {}\n  bans {}  unique IPs {}  countries {}  jails {}  hosts {}  currently banned {}\n",
@@ -60,20 +80,65 @@ pub async fn stats(store: &dyn Storage, args: &StatsArgs, tz: aegis_core::Tz) ->
         summary.hosts,
         summary.currently_banned
     );
-    let peak = days.iter().map(|d| d.bans).max().unwrap_or(0).max(1);
-    let rows: Vec<Vec<String>> = days
+    let per = args.per.unwrap_or_else(|| fitting(days.len()));
+    let periods = per_period(&days, per);
+    let peak = periods.iter().map(|p| p.1).max().unwrap_or(0).max(1);
+    let rows: Vec<Vec<String>> = periods
         .iter()
-        .map(|d| {
-            let bar = "#".repeat(((d.bans * 40).div_ceil(peak)) as usize);
-            vec![d.day.to_string(), d.bans.to_string(), bar]
+        .map(|(start, bans)| {
+            let bar = "#".repeat(((bans * 40).div_ceil(peak)) as usize);
+            vec![label(*start, per), bans.to_string(), bar]
         })
         .collect();
-    print!("{}", render(&["day", "bans", ""], &rows));
+    let heading = match per {
+        Per::Day => "day",
+        Per::Week => "week of",
+        Per::Month => "month",
+        Per::Year => "year",
+    };
+    print!("{}", render(&[heading, "bans", ""], &rows));
     if !top.is_empty() {
         println!();
         print_offenders(&top);
     }
     Ok(())
+}
+
+/// The grouping that keeps a range's chart within a screen.
+fn fitting(days: usize) -> Per {
+    match days {
+        0..=90 => Per::Day,
+        91..=182 => Per::Week,
+        183..=1_461 => Per::Month,
+        _ => Per::Year,
+    }
+}
+
+/// Bans per period, each period named by its first day (a week by its Monday).
+fn per_period(days: &[DayCount], per: Per) -> Vec<(NaiveDate, u64)> {
+    let start = |d: NaiveDate| match per {
+        Per::Day => d,
+        Per::Week => d - chrono::Duration::days(d.weekday().num_days_from_monday().into()),
+        Per::Month => d.with_day(1).unwrap_or(d),
+        Per::Year => d.with_ordinal(1).unwrap_or(d),
+    };
+    let mut out: Vec<(NaiveDate, u64)> = Vec::new();
+    for d in days {
+        let key = start(d.day);
+        match out.last_mut() {
+            Some((last, bans)) if *last == key => *bans += d.bans,
+            _ => out.push((key, d.bans)),
+        }
+    }
+    out
+}
+
+fn label(start: NaiveDate, per: Per) -> String {
+    match per {
+        Per::Day | Per::Week => start.to_string(),
+        Per::Month => start.format("%Y-%m").to_string(),
+        Per::Year => start.format("%Y").to_string(),
+    }
 }
 
 fn print_offenders(top: &[aegis_core::Offender]) {
@@ -97,7 +162,7 @@ fn print_offenders(top: &[aegis_core::Offender]) {
 
 /// `aegis top`
 pub async fn top(store: &dyn Storage, args: &TopArgs) -> Result<()> {
-    let q = stats_query(&args.range)?;
+    let q = stats_query(store, &args.range).await?;
     let by = match args.by {
         TopKey::Ip => {
             let top = store.top_offenders(&q, args.limit).await?;
@@ -287,4 +352,57 @@ pub async fn prune(store: &dyn Storage, older_than: &str, json: bool) -> Result<
         before.format("%Y-%m-%d %H:%M UTC")
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn days(from: &str, counts: &[u64]) -> Vec<DayCount> {
+        let first: NaiveDate = from.parse().unwrap();
+        counts
+            .iter()
+            .enumerate()
+            .map(|(i, &bans)| DayCount {
+                day: first + chrono::Duration::days(i as i64),
+                bans,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn weeks_start_on_monday_and_months_on_the_first() {
+        // 2026-11-28 is a Saturday.
+        let d = days("2026-11-28", &[1, 2, 3, 4, 5]);
+        let weeks = per_period(&d, Per::Week);
+        assert_eq!(
+            weeks,
+            [
+                ("2026-11-23".parse().unwrap(), 3),
+                ("2026-11-30".parse().unwrap(), 12)
+            ]
+        );
+        let months = per_period(&d, Per::Month);
+        assert_eq!(
+            months,
+            [
+                ("2026-11-01".parse().unwrap(), 6),
+                ("2026-12-01".parse().unwrap(), 9)
+            ]
+        );
+        assert_eq!(label(months[1].0, Per::Month), "2026-12");
+        assert_eq!(
+            per_period(&d, Per::Year),
+            [("2026-01-01".parse().unwrap(), 15)]
+        );
+    }
+
+    #[test]
+    fn long_ranges_fit_a_screen() {
+        assert_eq!(fitting(90), Per::Day);
+        assert_eq!(fitting(91), Per::Week);
+        assert_eq!(fitting(365), Per::Month);
+        // 9,844 days since 2000: 27 rows, not 9,844.
+        assert_eq!(fitting(9_844), Per::Year);
+    }
 }

@@ -141,3 +141,39 @@ fn helpers_print_the_config_and_the_action() {
     assert!(shown.contains("db.example"), "the URL is shown: {shown}");
     assert!(!shown.contains("pw123"));
 }
+
+#[test]
+fn stats_since_all_starts_at_the_first_ban_and_fits_a_screen() {
+    let sb = Sandbox::new();
+    seed(&sb);
+    let out = sb
+        .aegis()
+        .args(["stats", "--since", "all"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("\nmonth "), "{table}");
+    let lines = table.lines().count();
+    assert!(lines < 40, "{lines} lines:\n{table}");
+
+    let all = json(&sb, &["stats", "--since", "all", "--json"]);
+    let days = all["daily"].as_array().unwrap().len();
+    assert!(
+        (400..=402).contains(&days),
+        "{days} days, from the first ban"
+    );
+    assert_eq!(all["summary"]["bans"], 5);
+    assert!(all.get("per").is_none(), "JSON keeps days unless asked");
+
+    let weeks = json(&sb, &["stats", "--since", "all", "--per", "week", "--json"]);
+    assert_eq!(weeks["per"], "week");
+    let bans = weeks["bans"].as_array().unwrap();
+    assert!((57..=59).contains(&bans.len()), "{} weeks", bans.len());
+    assert_eq!(
+        bans.iter()
+            .map(|w| w["bans"].as_u64().unwrap())
+            .sum::<u64>(),
+        5
+    );
+}
