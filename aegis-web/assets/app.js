@@ -159,7 +159,7 @@
             kind.textContent = e.kind;
             k.appendChild(kind);
             cell(tr, e.ip, '/ip/' + encodeURIComponent(e.ip), 'ip');
-            cell(tr, e.country ? e.flag + ' ' + e.country : '–', e.country ? '/country/' + encodeURIComponent(e.country) : null);
+            cell(tr, e.country || '–', e.country ? '/country/' + encodeURIComponent(e.country) : null);
             cell(tr, e.jail, '/jail/' + encodeURIComponent(e.jail));
             cell(tr, e.host, '/host/' + encodeURIComponent(e.host));
             cell(tr, e.failures == null ? '' : String(e.failures), null, 'num');

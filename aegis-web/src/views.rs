@@ -1,5 +1,5 @@
 //! What the pages and the API show, gathered from the store in parallel and
-//! shaped for templates (times in the dashboard's zone, flags, map data).
+//! shaped for templates (times in the dashboard's zone, map data).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -72,7 +72,6 @@ pub struct OffenderRow {
     pub last_seen: String,
     pub jails: Vec<String>,
     pub country: Option<String>,
-    pub flag: String,
 }
 
 /// An event in a table.
@@ -86,7 +85,6 @@ pub struct EventRow {
     pub jail: String,
     pub host: String,
     pub country: Option<String>,
-    pub flag: String,
     pub city: Option<String>,
     pub asn: Option<u32>,
     pub as_org: Option<String>,
@@ -157,7 +155,6 @@ impl Clock {
             first_seen: self.show(o.first_seen),
             last_seen: self.show(o.last_seen),
             jails: o.jails,
-            flag: flag(o.country.as_deref()),
             country: o.country,
         }
     }
@@ -173,7 +170,6 @@ impl Clock {
             ip: e.ip.to_string(),
             jail: e.jail,
             host: e.host,
-            flag: flag(geo.country.as_deref()),
             country: geo.country,
             city: geo.city,
             asn: geo.asn,
@@ -184,18 +180,6 @@ impl Clock {
             matches: e.matches,
         }
     }
-}
-
-/// The regional-indicator flag of a country code ("" when unknown).
-pub fn flag(country: Option<&str>) -> String {
-    country
-        .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()))
-        .map(|c| {
-            c.chars()
-                .filter_map(|ch| char::from_u32(0x1F1E6 + (ch as u32 - 'A' as u32)))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The headline figures of `scope` for one period, with the period before it.
@@ -351,7 +335,6 @@ pub struct IpDetail {
     pub first_seen_iso: Option<DateTime<Utc>>,
     pub last_seen_iso: Option<DateTime<Utc>>,
     pub country: Option<String>,
-    pub flag: String,
     pub city: Option<String>,
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
@@ -431,7 +414,6 @@ pub async fn ip_detail(
         last_seen: history.last().map(|s| clock.show(s.event.time)),
         first_seen_iso: history.first().map(|s| s.event.time),
         last_seen_iso: history.last().map(|s| s.event.time),
-        flag: flag(geo.country.as_deref()),
         country: geo.country,
         city: geo.city,
         latitude: geo.latitude,

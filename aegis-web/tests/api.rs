@@ -259,6 +259,14 @@ async fn pages_show_the_figures() {
         let (status, html) = s.text(path).await;
         assert_eq!(status, StatusCode::OK, "{path}: {html}");
         assert!(html.contains("</html>"), "{path}");
+        // Countries are their codes, as text: emoji flags render as two boxes
+        // where no emoji font is installed.
+        assert!(
+            !html
+                .chars()
+                .any(|c| ('\u{1F1E6}'..='\u{1F1FF}').contains(&c)),
+            "{path} shows a regional-indicator flag"
+        );
     }
     let (_, html) = s.text("/").await;
     assert!(html.contains(r#"data-figure="bans-24h">3<"#), "{html}");
