@@ -98,6 +98,52 @@ fn serve(config: &Path, db: &Path) -> (Killed, String) {
     (server, base)
 }
 
+/// Every kind of page, light and dark, through axe-core: no serious or
+/// critical accessibility violation (tests/browser/axe.mjs).
+#[tokio::test(flavor = "multi_thread")]
+async fn every_page_passes_axe_core() {
+    let (here, chromium) = browser();
+    require(
+        "axe-core",
+        here.join("node_modules/axe-core").exists(),
+        "run `npm ci` in tests/browser",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    fill(&db).await;
+    let config = dir.path().join("aegis.toml");
+    std::fs::write(&config, "").unwrap();
+    let (_server, base) = serve(&config, &db);
+    let ip = format!("/ip/{XSS_IP}");
+    let run = Command::new("node")
+        .current_dir(&here)
+        .arg("axe.mjs")
+        .arg(&base)
+        .args([
+            "/",
+            "/?range=90d",
+            ip.as_str(),
+            "/events",
+            "/events?jail=sshd&limit=20",
+            "/country/NL",
+            "/jail/sshd",
+            "/host/web-1.demo.invalid",
+            "/decisions",
+            "/no-such-page",
+            "/events?ip=not-an-address",
+        ])
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("node runs (apt-get install nodejs npm)");
+    let out = String::from_utf8_lossy(&run.stdout);
+    println!("{out}");
+    assert!(
+        run.status.success(),
+        "accessibility violations:\n{out}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dashboard_works_in_chromium() {
     let (here, chromium) = browser();
