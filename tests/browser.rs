@@ -72,6 +72,31 @@ fn browser() -> (PathBuf, String) {
     (here, chromium)
 }
 
+/// Runs `script` (in `tests/browser/`) with `args` in Chromium, prints what it
+/// said, and fails with `what` unless it succeeded; returns what it said.
+fn node<I: AsRef<std::ffi::OsStr>>(
+    (here, chromium): &(PathBuf, String),
+    script: &str,
+    args: impl IntoIterator<Item = I>,
+    what: &str,
+) -> String {
+    let run = Command::new("node")
+        .current_dir(here)
+        .arg(script)
+        .args(args)
+        .env("CHROMIUM", chromium)
+        .output()
+        .expect("node runs (apt-get install nodejs npm)");
+    let out = String::from_utf8_lossy(&run.stdout).into_owned();
+    println!("{out}");
+    assert!(
+        run.status.success(),
+        "{what}:\n{out}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    out
+}
+
 /// `aegis-web` on a free port with `config` and the store `db`: the server and its base URL.
 fn serve(config: &Path, db: &Path) -> (Killed, String) {
     let mut server = Killed(
@@ -102,10 +127,10 @@ fn serve(config: &Path, db: &Path) -> (Killed, String) {
 /// critical accessibility violation (tests/browser/axe.mjs).
 #[tokio::test(flavor = "multi_thread")]
 async fn every_page_passes_axe_core() {
-    let (here, chromium) = browser();
+    let browser = browser();
     require(
         "axe-core",
-        here.join("node_modules/axe-core").exists(),
+        browser.0.join("node_modules/axe-core").exists(),
         "run `npm ci` in tests/browser",
     );
     let dir = tempfile::tempdir().unwrap();
@@ -115,11 +140,11 @@ async fn every_page_passes_axe_core() {
     std::fs::write(&config, "").unwrap();
     let (_server, base) = serve(&config, &db);
     let ip = format!("/ip/{XSS_IP}");
-    let run = Command::new("node")
-        .current_dir(&here)
-        .arg("axe.mjs")
-        .arg(&base)
-        .args([
+    node(
+        &browser,
+        "axe.mjs",
+        [
+            base.as_str(),
             "/",
             "/?range=90d",
             ip.as_str(),
@@ -131,22 +156,14 @@ async fn every_page_passes_axe_core() {
             "/decisions",
             "/no-such-page",
             "/events?ip=not-an-address",
-        ])
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("node runs (apt-get install nodejs npm)");
-    let out = String::from_utf8_lossy(&run.stdout);
-    println!("{out}");
-    assert!(
-        run.status.success(),
-        "accessibility violations:\n{out}\n{}",
-        String::from_utf8_lossy(&run.stderr)
+        ],
+        "accessibility violations",
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dashboard_works_in_chromium() {
-    let (here, chromium) = browser();
+    let browser = browser();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("events.db");
     fill(&db).await;
@@ -155,25 +172,18 @@ async fn dashboard_works_in_chromium() {
     let (_server, base) = serve(&config, &db);
 
     let screenshots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
-    let run = Command::new("node")
-        .current_dir(&here)
-        .arg("check.mjs")
-        .arg(&base)
-        .arg(&screenshots)
-        .arg(XSS_IP)
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("node runs (apt-get install nodejs npm)");
-    let out = String::from_utf8_lossy(&run.stdout);
-    let err = String::from_utf8_lossy(&run.stderr);
-    println!("{out}");
-    assert!(run.status.success(), "browser checks failed:\n{out}\n{err}");
+    node(
+        &browser,
+        "check.mjs",
+        [base.as_ref(), screenshots.as_os_str(), XSS_IP.as_ref()],
+        "browser checks failed",
+    );
     assert!(screenshots.join("overview.png").exists());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn decisions_are_made_from_the_dashboard_and_not_from_other_sites() {
-    let (here, chromium) = browser();
+    let browser = browser();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("events.db");
     fill(&db).await;
@@ -201,18 +211,11 @@ async fn decisions_are_made_from_the_dashboard_and_not_from_other_sites() {
     e.bantime = Some(600);
     store.record(&e).await.unwrap();
 
-    let run = Command::new("node")
-        .current_dir(&here)
-        .args(["decide.mjs", &base, "alice", password, target])
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("node runs (apt-get install nodejs npm)");
-    let out = String::from_utf8_lossy(&run.stdout);
-    println!("{out}");
-    assert!(
-        run.status.success(),
-        "browser checks failed:\n{out}\n{}",
-        String::from_utf8_lossy(&run.stderr)
+    node(
+        &browser,
+        "decide.mjs",
+        [base.as_str(), "alice", password, target],
+        "browser checks failed",
     );
     let made = store.decision_log().after(0, 100).await.unwrap();
     let actions: Vec<String> = made
@@ -229,7 +232,7 @@ async fn decisions_are_made_from_the_dashboard_and_not_from_other_sites() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_report_chart_reads_on_its_own() {
-    let (here, chromium) = browser();
+    let browser = browser();
     let world = aegis_testkit::ReportWorld::seeded().await;
     let screenshots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
     // Hours for a day, days for a week.
@@ -277,20 +280,11 @@ async fn the_report_chart_reads_on_its_own() {
         .unwrap();
         let shots = screenshots.join(out);
         std::fs::create_dir_all(&shots).unwrap();
-        let check = Command::new("node")
-            .current_dir(&here)
-            .arg("report.mjs")
-            .arg(&page)
-            .arg(&shots)
-            .env("CHROMIUM", &chromium)
-            .output()
-            .expect("node runs (apt-get install nodejs npm)");
-        let said = String::from_utf8_lossy(&check.stdout);
-        println!("{period}:\n{said}");
-        assert!(
-            check.status.success(),
-            "{period}: browser checks failed:\n{said}\n{}",
-            String::from_utf8_lossy(&check.stderr)
+        node(
+            &browser,
+            "report.mjs",
+            [page.as_os_str(), shots.as_os_str()],
+            &format!("{period}: browser checks failed"),
         );
     }
 }

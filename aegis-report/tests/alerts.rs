@@ -79,6 +79,25 @@ fn webhook_config(url: &str, rule: &str) -> String {
     )
 }
 
+/// A server that answers every POST with `answer`.
+async fn answering(answer: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(answer)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Sends a test message through the one channel of `config`.
+async fn send_test(config: &str) -> Result<(), aegis_report::alert::Failure> {
+    let dir = tempfile::tempdir().unwrap();
+    let watcher = Watcher::new(&settings(&dir, config), memory_store().await).unwrap();
+    watcher
+        .send(&watcher.channels()[0], &Message::test("web1", "x"))
+        .await
+}
+
 /// A store, a webhook that answers 200, and the settings of one rule sending to it.
 async fn watching(rule: &str) -> (tempfile::TempDir, MockServer, Arc<dyn Storage>, Settings) {
     let dir = tempfile::tempdir().unwrap();
@@ -318,29 +337,19 @@ async fn retry_after_is_honoured() {
 
 #[tokio::test]
 async fn telegrams_flood_control_says_how_long_to_wait() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429).set_body_json(serde_json::json!({
-            "ok": false,
-            "error_code": 429,
-            "description": "Too Many Requests: retry after 30",
-            "parameters": { "retry_after": 30 }
-        })))
-        .mount(&server)
-        .await;
-    let s = settings(
-        &dir,
-        &format!(
-            "[[channel]]\nname = \"tg\"\nkind = \"telegram\"\ntoken = \"1:x\"\nchat_id = \"7\"\napi_url = \"{}\"\n",
-            server.uri()
-        ),
-    );
-    let watcher = Watcher::new(&s, memory_store().await).unwrap();
-    let failure = watcher
-        .send(&watcher.channels()[0], &Message::test("web1", "tg"))
-        .await
-        .unwrap_err();
+    let server = answering(ResponseTemplate::new(429).set_body_json(serde_json::json!({
+        "ok": false,
+        "error_code": 429,
+        "description": "Too Many Requests: retry after 30",
+        "parameters": { "retry_after": 30 }
+    })))
+    .await;
+    let failure = send_test(&format!(
+        "[[channel]]\nname = \"tg\"\nkind = \"telegram\"\ntoken = \"1:x\"\nchat_id = \"7\"\napi_url = \"{}\"\n",
+        server.uri()
+    ))
+    .await
+    .unwrap_err();
     assert_eq!(failure.retry_after, Some(Duration::seconds(30)));
     assert!(
         failure
@@ -728,39 +737,26 @@ async fn every_channel_sends_what_its_service_expects() {
 
 #[tokio::test]
 async fn a_service_error_says_what_it_answered_and_never_the_secret_url() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(404).set_body_string("no_service"))
-        .mount(&server)
-        .await;
-    let s = settings(
-        &dir,
-        &format!(
-            "[[channel]]\nname = \"slack\"\nkind = \"slack\"\nurl = \"{}/services/SECRETPART\"\n",
-            server.uri()
-        ),
+    let server = answering(ResponseTemplate::new(404).set_body_string("no_service")).await;
+    let config = format!(
+        "[[channel]]\nname = \"slack\"\nkind = \"slack\"\nurl = \"{}/services/SECRETPART\"\n",
+        server.uri()
     );
-    let watcher = Watcher::new(&s, memory_store().await).unwrap();
-    let err = watcher
-        .send(&watcher.channels()[0], &Message::test("web1", "slack"))
-        .await
-        .unwrap_err();
+    let err = send_test(&config).await.unwrap_err();
     assert_eq!(
         err.error,
         "slack answered 404 Not Found: the webhook or topic does not exist (was it deleted?) (no_service)"
     );
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(&dir, &config);
+    let watcher = Watcher::new(&s, memory_store().await).unwrap();
     assert!(!format!("{:?} {:?}", s, watcher.channels()).contains("SECRETPART"));
     // Unreachable: the message names neither the URL nor its secret part.
-    let s = settings(
-        &dir,
+    let err = send_test(
         "[[channel]]\nname = \"slack\"\nkind = \"slack\"\nurl = \"http://127.0.0.1:9/services/SECRETPART\"\n",
-    );
-    let watcher = Watcher::new(&s, memory_store().await).unwrap();
-    let err = watcher
-        .send(&watcher.channels()[0], &Message::test("web1", "slack"))
-        .await
-        .unwrap_err();
+    )
+    .await
+    .unwrap_err();
     assert!(
         err.error
             .starts_with("slack unreachable: connection failed"),
@@ -813,7 +809,7 @@ fn configuration_mistakes_are_refused_with_the_key() {
 }
 
 #[test]
-fn a_test_message_is_shown_by_a_dry_run_without_secrets_and_sent_for_real() {
+fn a_test_message_is_shown_by_a_dry_run_without_secrets_and_an_unknown_channel_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("aegis.toml");
     std::fs::write(

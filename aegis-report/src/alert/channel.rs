@@ -179,7 +179,7 @@ impl Channel {
                 }
                 out + "\n" + &String::from_utf8_lossy(&body)
             }
-            Request::Email(rendered) => {
+            Request::Email(_, rendered) => {
                 format!("Subject: {}\n\n{}", rendered.subject, rendered.text)
             }
         }
@@ -189,10 +189,7 @@ impl Channel {
     pub async fn send(&self, client: &reqwest::Client, message: &Message) -> Result<(), Failure> {
         let (url, headers, body) = match self.request(message) {
             Request::Http { url, headers, body } => (url, headers, body),
-            Request::Email(rendered) => {
-                let Via::Email(delivery) = &self.via else {
-                    unreachable!("only e-mail renders a mail")
-                };
+            Request::Email(delivery, rendered) => {
                 return delivery
                     .send(&rendered)
                     .await
@@ -239,7 +236,7 @@ impl Channel {
         })
     }
 
-    fn request(&self, message: &Message) -> Request {
+    fn request(&self, message: &Message) -> Request<'_> {
         let json_body = |value: Value| (json_headers(), value.to_string().into_bytes());
         let (url, (headers, body)) = match &self.via {
             Via::Webhook { url, secret } => {
@@ -316,7 +313,7 @@ impl Channel {
                 headers.insert("x-gotify-key", header(token));
                 (url, (headers, body))
             }
-            Via::Email(_) => return Request::Email(email(message)),
+            Via::Email(delivery) => return Request::Email(delivery, email(message)),
         };
         Request::Http {
             url: url.clone(),
@@ -326,13 +323,14 @@ impl Channel {
     }
 }
 
-enum Request {
+/// What a channel sends: an HTTP request, or a mail and its delivery.
+enum Request<'a> {
     Http {
         url: Url,
         headers: HeaderMap,
         body: Vec<u8>,
     },
-    Email(Rendered),
+    Email(&'a Delivery, Rendered),
 }
 
 /// `X-Aegis-Signature`: `sha256=` and the hex HMAC-SHA256 of the exact body.

@@ -417,24 +417,11 @@ fn merge_bans(held: Held) -> Held {
             alerts.push(alert);
             continue;
         };
-        let mut lines: Vec<String> = into
-            .lines
-            .drain(..)
-            .filter(|l| !l.starts_with("… and "))
-            .collect();
-        lines.extend(
-            alert
-                .lines
-                .iter()
-                .filter(|l| !l.starts_with("… and "))
-                .cloned(),
-        );
         into.count += alert.count;
-        lines.truncate(MAX_LINES);
-        if into.count > lines.len() as u64 {
-            lines.push(format!("… and {} more", into.count - lines.len() as u64));
-        }
-        into.lines = lines;
+        let listed = std::mem::take(&mut into.lines)
+            .into_iter()
+            .chain(alert.lines);
+        into.lines = rules::bounded_to(listed, into.count);
         into.title = rules::bans_title(&into.rule, into.count);
         if into.link != alert.link {
             into.link = None;

@@ -719,20 +719,27 @@ pub(super) fn ban_line(e: &StoredEvent) -> String {
 }
 
 /// At most [`MAX_LINES`] lines, the last saying how many more there were.
-pub(super) fn bounded(lines: impl Iterator<Item = String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut more = 0;
-    for line in lines {
-        if out.len() < MAX_LINES {
-            out.push(line);
-        } else {
-            more += 1;
-        }
-    }
-    if more > 0 {
-        out.push(format!("… and {more} more"));
+pub(super) fn bounded(lines: impl ExactSizeIterator<Item = String>) -> Vec<String> {
+    let total = lines.len() as u64;
+    bounded_to(lines, total)
+}
+
+/// The first [`MAX_LINES`] of `lines`, which list some of `total` things,
+/// and a last line saying how many are not listed.
+pub(super) fn bounded_to(lines: impl Iterator<Item = String>, total: u64) -> Vec<String> {
+    let mut out: Vec<String> = lines.filter(|l| !is_more(l)).take(MAX_LINES).collect();
+    if total > out.len() as u64 {
+        out.push(format!("{MORE}{} more", total - out.len() as u64));
     }
     out
+}
+
+/// How the line that counts what a list leaves out begins.
+const MORE: &str = "… and ";
+
+/// Whether `line` is that line rather than one of the list.
+fn is_more(line: &str) -> bool {
+    line.starts_with(MORE)
 }
 
 pub(super) fn bans_title(rule: &str, count: u64) -> String {
