@@ -32,12 +32,6 @@ const EXIT_CODES: &str = "Exit codes: 0 success (a ban that could only be spoole
 pub enum Command {
     /// Record a ban (called by fail2ban's actionban).
     Ban(EventArgs),
-    /// Write man pages and shell completions into DIR (for packages).
-    #[command(hide = true)]
-    GenerateDocs {
-        /// Where to write `man/` and `completions/`.
-        dir: PathBuf,
-    },
     /// Record an unban (called by fail2ban's actionunban).
     Unban(EventArgs),
     /// Store every spooled event now (after any writer at work finishes).

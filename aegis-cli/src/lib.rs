@@ -33,15 +33,8 @@ pub const EXAMPLE_CONFIG: &str = include_str!("../contrib/aegis.toml");
 
 /// Runs one command. Exit codes come from the error ([`aegis_core::exit_code`]).
 pub fn run(cli: Cli) -> Result<()> {
-    if let Command::GenerateDocs { dir } = &cli.command {
-        return Ok(aegis_core::docs::write(
-            <Cli as clap::CommandFactory>::command(),
-            dir,
-        )?);
-    }
     let ctx = Context::load(&cli)?;
     match cli.command {
-        Command::GenerateDocs { .. } => unreachable!("handled before the configuration"),
         // Before any runtime exists: the ban path may fork its writer.
         Command::Ban(args) => record::record(&ctx, EventKind::Ban, args),
         Command::Unban(args) => record::record(&ctx, EventKind::Unban, args),

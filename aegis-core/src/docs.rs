@@ -1,6 +1,7 @@
 //! Man pages and shell completions from a binary's clap definition, for
-//! packages (feature `cli-docs`): every binary writes its own with the hidden
-//! `generate-docs DIR` command, so they always match its flags.
+//! packages (feature `cli-docs`): `aegis-web` and `aegis-report` write their
+//! own with the hidden `generate-docs DIR` command, `aegis` with the separate
+//! `aegis-docs DIR`, so that they always match the flags.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -37,8 +38,7 @@ pub fn generate(mut cmd: clap::Command, dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(written)
 }
 
-/// [`generate`], saying on standard output what it wrote: the hidden
-/// `generate-docs DIR` command of each binary.
+/// [`generate`], saying on standard output what it wrote.
 pub fn write(cmd: clap::Command, dir: &Path) -> Result<()> {
     for file in generate(cmd, dir)? {
         println!("wrote {}", file.display());
@@ -54,7 +54,11 @@ fn man_pages(
 ) -> Result<()> {
     let path = dir.join(format!("{page}.1"));
     let mut out = create(&path)?;
-    clap_mangen::Man::new(cmd.clone().name(page.to_owned()))
+    // clap names commands with `&'static str` (its `string` feature would
+    // change that for every binary, the ban path's included): a page name
+    // lives as long as this one-shot command anyway.
+    let name: &'static str = Box::leak(page.to_owned().into_boxed_str());
+    clap_mangen::Man::new(cmd.clone().name(name))
         .render(&mut out)
         .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
     written.push(path);
