@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use aegis_core::calendar::Per;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Aegis: long-term, searchable memory of fail2ban's bans.
@@ -160,20 +161,6 @@ pub struct StatsArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-/// How `aegis stats` groups its bans.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Per {
-    /// Each day.
-    Day,
-    /// Each ISO week, from its Monday.
-    Week,
-    /// Each calendar month.
-    Month,
-    /// Each calendar year.
-    Year,
 }
 
 /// What `aegis top` ranks.

@@ -3,14 +3,16 @@
 use std::io::Write;
 
 use aegis_core::{
-    parse_age, parse_country, parse_ip, parse_moment, DayCount, EventFilter, EventKind, IpNetwork,
-    NaiveDate, Order, Page, Scope, StatsQuery, Storage, StoredEvent, TopBy,
+    parse_age, parse_country, parse_ip, parse_moment, EventFilter, EventKind, IpNetwork, Order,
+    Page, Scope, StatsQuery, Storage, StoredEvent, TopBy,
 };
 use anyhow::Result;
-use chrono::{Datelike, Utc};
+use chrono::Utc;
 use serde_json::json;
 
-use crate::cli::{EventsArgs, Per, RangeArgs, StatsArgs, TopArgs, TopKey};
+use aegis_core::calendar::Per;
+
+use crate::cli::{EventsArgs, RangeArgs, StatsArgs, TopArgs, TopKey};
 use crate::table::render;
 
 async fn stats_query(store: &dyn Storage, range: &RangeArgs) -> Result<StatsQuery> {
@@ -62,7 +64,8 @@ pub async fn stats(store: &dyn Storage, args: &StatsArgs, tz: aegis_core::Tz) ->
         });
         if let Some(per) = args.per {
             out["per"] = json!(per);
-            out["bans"] = json!(per_period(&days, per)
+            out["bans"] = json!(per
+                .group(&days)
                 .into_iter()
                 .map(|(start, bans)| json!({ "start": start, "bans": bans }))
                 .collect::<Vec<_>>());
@@ -80,14 +83,14 @@ pub async fn stats(store: &dyn Storage, args: &StatsArgs, tz: aegis_core::Tz) ->
         summary.hosts,
         summary.currently_banned
     );
-    let per = args.per.unwrap_or_else(|| fitting(days.len()));
-    let periods = per_period(&days, per);
+    let per = args.per.unwrap_or_else(|| Per::fitting(days.len() as i64));
+    let periods = per.group(&days);
     let peak = periods.iter().map(|p| p.1).max().unwrap_or(0).max(1);
     let rows: Vec<Vec<String>> = periods
         .iter()
         .map(|(start, bans)| {
             let bar = "#".repeat(((bans * 40).div_ceil(peak)) as usize);
-            vec![label(*start, per), bans.to_string(), bar]
+            vec![per.label(*start), bans.to_string(), bar]
         })
         .collect();
     let heading = match per {
@@ -102,43 +105,6 @@ pub async fn stats(store: &dyn Storage, args: &StatsArgs, tz: aegis_core::Tz) ->
         print_offenders(&top);
     }
     Ok(())
-}
-
-/// The grouping that keeps a range's chart within a screen.
-fn fitting(days: usize) -> Per {
-    match days {
-        0..=90 => Per::Day,
-        91..=182 => Per::Week,
-        183..=1_461 => Per::Month,
-        _ => Per::Year,
-    }
-}
-
-/// Bans per period, each period named by its first day (a week by its Monday).
-fn per_period(days: &[DayCount], per: Per) -> Vec<(NaiveDate, u64)> {
-    let start = |d: NaiveDate| match per {
-        Per::Day => d,
-        Per::Week => d - chrono::Duration::days(d.weekday().num_days_from_monday().into()),
-        Per::Month => d.with_day(1).unwrap_or(d),
-        Per::Year => d.with_ordinal(1).unwrap_or(d),
-    };
-    let mut out: Vec<(NaiveDate, u64)> = Vec::new();
-    for d in days {
-        let key = start(d.day);
-        match out.last_mut() {
-            Some((last, bans)) if *last == key => *bans += d.bans,
-            _ => out.push((key, d.bans)),
-        }
-    }
-    out
-}
-
-fn label(start: NaiveDate, per: Per) -> String {
-    match per {
-        Per::Day | Per::Week => start.to_string(),
-        Per::Month => start.format("%Y-%m").to_string(),
-        Per::Year => start.format("%Y").to_string(),
-    }
 }
 
 fn print_offenders(top: &[aegis_core::Offender]) {
@@ -352,57 +318,4 @@ pub async fn prune(store: &dyn Storage, older_than: &str, json: bool) -> Result<
         before.format("%Y-%m-%d %H:%M UTC")
     )?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn days(from: &str, counts: &[u64]) -> Vec<DayCount> {
-        let first: NaiveDate = from.parse().unwrap();
-        counts
-            .iter()
-            .enumerate()
-            .map(|(i, &bans)| DayCount {
-                day: first + chrono::Duration::days(i as i64),
-                bans,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn weeks_start_on_monday_and_months_on_the_first() {
-        // 2026-11-28 is a Saturday.
-        let d = days("2026-11-28", &[1, 2, 3, 4, 5]);
-        let weeks = per_period(&d, Per::Week);
-        assert_eq!(
-            weeks,
-            [
-                ("2026-11-23".parse().unwrap(), 3),
-                ("2026-11-30".parse().unwrap(), 12)
-            ]
-        );
-        let months = per_period(&d, Per::Month);
-        assert_eq!(
-            months,
-            [
-                ("2026-11-01".parse().unwrap(), 6),
-                ("2026-12-01".parse().unwrap(), 9)
-            ]
-        );
-        assert_eq!(label(months[1].0, Per::Month), "2026-12");
-        assert_eq!(
-            per_period(&d, Per::Year),
-            [("2026-01-01".parse().unwrap(), 15)]
-        );
-    }
-
-    #[test]
-    fn long_ranges_fit_a_screen() {
-        assert_eq!(fitting(90), Per::Day);
-        assert_eq!(fitting(91), Per::Week);
-        assert_eq!(fitting(365), Per::Month);
-        // 9,844 days since 2000: 27 rows, not 9,844.
-        assert_eq!(fitting(9_844), Per::Year);
-    }
 }

@@ -29,6 +29,7 @@
     allow(dead_code, unused_imports, unused_variables)
 )]
 
+pub mod calendar;
 mod config;
 pub mod decision;
 #[cfg(feature = "cli-docs")]

@@ -15,9 +15,10 @@ pub const HEIGHT: u32 = 200;
 /// Labels under the bars, at most.
 const X_LABELS: usize = 8;
 
-const BAR: RGBColor = RGBColor(220, 38, 38);
-const GRID: RGBColor = RGBColor(229, 231, 235);
-const AXIS: RGBColor = RGBColor(156, 163, 175);
+// The dashboard's light theme (aegis-web's app.css): --accent, --line, --muted.
+const BAR: RGBColor = RGBColor(0xb9, 0x1c, 0x1c);
+const GRID: RGBColor = RGBColor(0xe2, 0xe5, 0xea);
+const AXIS: RGBColor = RGBColor(0x58, 0x61, 0x70);
 
 /// A label under the bars.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -89,7 +90,8 @@ impl Axes {
 }
 
 /// The smallest of 2, 4, 6, 8, 10 times a power of ten at least `peak`: even,
-/// so that the middle gridline is a whole number too.
+/// so that the middle gridline is a whole number too. The dashboard's chart
+/// (aegis-web's app.js) scales by the same rule.
 fn round_top(peak: u64) -> u64 {
     let mut scale = 1;
     loop {

@@ -12,6 +12,14 @@
     return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
   }
 
+  // The smallest of 2, 4, 6, 8, 10 times a power of ten at least `peak`: even,
+  // so that the middle gridline is a whole number too.
+  function roundTop(peak) {
+    for (var scale = 1; ; scale *= 10) {
+      for (var step = 2; step <= 10; step += 2) if (step * scale >= peak) return step * scale;
+    }
+  }
+
   // ---- Bans per day --------------------------------------------------------
   function dailyChart(el) {
     var days = json(el, 'daily') || [];
@@ -40,23 +48,37 @@
       tip.style.top = '0px';
     };
 
+    // The report's chart uses the same scale, colours and labels (aegis-report's chart.rs).
+    var bar = css('--accent');
     var opts = {
       width: Math.max(280, el.clientWidth),
       height: 240,
       tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'); },
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(5, max * 1.1)]; } } },
+      scales: {
+        x: { time: true },
+        y: { range: function (u, min, max) { var top = roundTop(max); el.dataset.top = top; return [0, top]; } }
+      },
       axes: [
-        { stroke: css('--muted'), grid: { stroke: css('--line') }, ticks: { stroke: css('--line') } },
-        { stroke: css('--muted'), grid: { stroke: css('--line') }, ticks: { stroke: css('--line') }, size: 50 }
+        {
+          stroke: css('--muted'), grid: { stroke: css('--line') }, ticks: { stroke: css('--line') },
+          values: function (u, ticks) {
+            return ticks.map(function (t) { return new Date(t * 1000).toISOString().slice(5, 10); });
+          }
+        },
+        {
+          stroke: css('--muted'), grid: { stroke: css('--line') }, ticks: { stroke: css('--line') }, size: 50,
+          label: 'bans', labelSize: 20,
+          splits: function (u) { var top = u.scales.y.max; return [0, top / 2, top]; }
+        }
       ],
       series: [
         {},
         {
           label: 'Bans',
-          stroke: css('--accent'),
-          fill: css('--accent') + '99',
+          stroke: bar,
+          fill: bar,
           width: 1,
           points: { show: false },
           paths: uPlot.paths.bars({ size: [0.8, 40] })

@@ -143,8 +143,11 @@ pub async fn ip(
     Params::of(&req, &[])?;
     let ip = address(&path)?;
     let clock = Clock(state.dashboard.tz);
-    match views::ip_detail(state.heavy.as_ref(), clock, ip).await? {
-        Some(d) => Ok(HttpResponse::Ok().json(d)),
+    match views::ip_detail(state.heavy.as_ref(), clock, ip, (0, views::IP_EVENTS)).await? {
+        Some(d) => Ok(HttpResponse::Ok().json(views::IpDetail {
+            timeline: None,
+            ..d
+        })),
         None => Err(WebError::not_found(format!("nothing is stored for {ip}"))),
     }
 }

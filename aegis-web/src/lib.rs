@@ -18,6 +18,7 @@ mod export;
 mod metrics;
 mod pages;
 mod params;
+mod timeline;
 mod views;
 
 use std::net::TcpListener;

@@ -131,9 +131,12 @@ pub async fn ip(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    Params::of(&req, &[])?;
+    let params = Params::of(&req, &["page"])?;
     let ip = address(&path)?;
-    let detail = views::ip_detail(state.heavy.as_ref(), clock(&state), ip).await?;
+    let page = params.number("page", 1, 1, 1_000_000)?;
+    let offset = (page - 1) * u64::from(PER_PAGE);
+    let window = (offset as usize, PER_PAGE as usize);
+    let detail = views::ip_detail(state.heavy.as_ref(), clock(&state), ip, window).await?;
     let Some(d) = detail else {
         return Err(WebError::not_found(format!(
             "Nothing is stored for {ip}: it has not been banned on any host reporting here."
@@ -146,6 +149,9 @@ pub async fn ip(
         aegis_core::decision::active(store)
     )?;
     let mut ctx = Context::new();
+    let more = offset + (d.events.len() as u64) < d.events_total;
+    ctx.insert("prev_page", &(page > 1).then(|| page - 1));
+    ctx.insert("next_page", &more.then(|| page + 1));
     ctx.insert("d", &d);
     ctx.insert(
         "decisions",

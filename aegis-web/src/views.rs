@@ -22,7 +22,7 @@ pub const PERIODS: [(&str, &str, i64); 3] = [
 
 /// Bans shown in the latest-bans table.
 pub const LATEST: u32 = 15;
-/// Events listed on an address's page (all of them are one search away).
+/// Events in an address's JSON (all of them are one search away).
 pub const IP_EVENTS: usize = 200;
 /// Recent bans whose city coordinates become map points.
 const MAP_SAMPLE: u32 = 500;
@@ -346,8 +346,14 @@ pub struct IpDetail {
     pub matches: Vec<String>,
     /// Every stored event of the address.
     pub events_total: u64,
-    /// The newest [`IP_EVENTS`], newest first.
+    /// How many newer events `events` skips.
+    pub events_offset: u64,
+    /// The events asked for, newest first.
     pub events: Vec<EventRow>,
+    /// The page's drawing of bans per period (layout, not data: the API
+    /// leaves it out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<crate::timeline::Timeline>,
     /// Other addresses of the same network, most bans first.
     pub neighbours: Vec<Neighbour>,
 }
@@ -359,11 +365,13 @@ pub struct Neighbour {
     pub bans: u64,
 }
 
-/// The detail of `ip`; `None` when nothing is stored for it.
+/// The detail of `ip` with `limit` of its events from the `offset`-th newest;
+/// `None` when nothing is stored for it.
 pub async fn ip_detail(
     store: &dyn Storage,
     clock: Clock,
     ip: IpAddr,
+    (offset, limit): (usize, usize),
 ) -> Result<Option<IpDetail>, WebError> {
     let network = network_of(ip);
     let nearby = EventFilter {
@@ -424,10 +432,13 @@ pub async fn ip_detail(
         hosts: history.iter().map(|s| s.event.host.clone()).collect(),
         matches,
         events_total: history.len() as u64,
+        events_offset: offset as u64,
+        timeline: crate::timeline::of(&history, clock.0),
         events: history
             .into_iter()
             .rev()
-            .take(IP_EVENTS)
+            .skip(offset)
+            .take(limit)
             .map(|e| clock.event(e))
             .collect(),
         neighbours,

@@ -284,6 +284,76 @@ async fn pages_show_the_figures() {
     assert!(html.contains("Nothing is stored for 192.0.2.99"));
 }
 
+/// An address's page: its events 50 at a time, newest first, under a timeline
+/// of its bans per day by jail and host; the JSON keeps its newest 200.
+#[actix_web::test]
+async fn an_address_page_pages_its_events_under_its_timeline() {
+    let s = Server::open().await;
+    let ip = "203.0.113.50";
+    let events: Vec<BanEvent> = (0..120)
+        .map(|i| {
+            let host = if i % 3 == 0 { "web2" } else { "web1" };
+            ban(ip, "sshd", host, Duration::hours(i * 7 + 1))
+        })
+        .collect();
+    s.store.record_batch(&events).await.unwrap();
+    let rows = |html: &str| html.matches(&format!(r#"class="ip">{ip}</a>"#)).count();
+
+    let (status, first) = s.text(&format!("/ip/{ip}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        first.contains("Events 1–50 of 120, newest first"),
+        "{first}"
+    );
+    assert_eq!(rows(&first), 50);
+    assert!(first.contains(r##"<a rel="next" href="?page=2#events">"##));
+    assert!(!first.contains(r#"rel="prev""#));
+    let timeline = first.find(r#"id="timeline""#).expect("a timeline");
+    assert!(timeline < first.find(r#"id="events""#).unwrap());
+    // Tera writes the zone's slash as an entity.
+    assert!(first.contains("Bans per day (Europe&#x2F;Berlin), by jail and host"));
+    let lanes: Vec<&str> = first
+        .split(r#"<g class="lane">"#)
+        .skip(1)
+        .map(|lane| {
+            lane.split("<title>")
+                .next()
+                .unwrap()
+                .rsplit('>')
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(lanes, ["sshd on web1", "sshd on web2"]);
+    let drawn: u64 = first
+        .split(r#"data-bans=""#)
+        .skip(1)
+        .map(|n| n.split('"').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(drawn, 120, "every ban is in the timeline");
+
+    let (_, last) = s.text(&format!("/ip/{ip}?page=3")).await;
+    assert!(last.contains("Events 101–120 of 120"), "{last}");
+    assert_eq!(rows(&last), 20);
+    assert!(last.contains(r##"<a rel="prev" href="?page=2#events">"##));
+    assert!(!last.contains(r#"rel="next""#));
+    let (status, past) = s.text(&format!("/ip/{ip}?page=4")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(past.contains("No events on this page (of 120)"));
+    for bad in ["page=0", "page=x", "pages=2"] {
+        let (status, html) = s.text(&format!("/ip/{ip}?{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {html}");
+    }
+
+    let (_, detail) = s.json(&format!("/api/v1/ip/{ip}")).await;
+    assert_eq!(detail["events"].as_array().unwrap().len(), 120);
+    assert_eq!(detail["events_total"], 120);
+    assert!(
+        detail.get("timeline").is_none(),
+        "layout stays out of the API"
+    );
+}
+
 #[actix_web::test]
 async fn stored_markup_is_escaped_everywhere() {
     let s = Server::open().await;

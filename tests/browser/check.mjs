@@ -6,6 +6,7 @@
 // Usage: node check.mjs BASE_URL OUT_DIR XSS_IP
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
+import { BAR_RGB, CAPTION, barColour, roundTop, same } from './chart.mjs';
 
 const [base, out, xssIp] = process.argv.slice(2);
 if (!base || !out || !xssIp) {
@@ -50,6 +51,17 @@ try {
     return { n, total: px.length / 4 };
   });
   check(painted.n > painted.total * 0.02, `chart canvas is painted (${painted.n} of ${painted.total} pixels)`);
+  // The same scale, colour and caption as the report's chart (report.mjs).
+  const caption = (await page.textContent('#daily-title')).trim();
+  check(CAPTION.test(caption) && caption === 'Bans per day (Europe/Berlin)', `the chart says what a bar is and the zone ("${caption}")`);
+  const drawn = await page.evaluate(() => {
+    const c = document.querySelector('#daily canvas');
+    return { rgba: [...c.getContext('2d').getImageData(0, 0, c.width, c.height).data], top: Number(document.querySelector('#daily').dataset.top) };
+  });
+  const peak30 = Math.max(...(await (await page.request.get(base + '/api/v1/daily?days=30')).json()).days.map((d) => d.bans));
+  check(drawn.top === roundTop(peak30), `the scale tops at ${drawn.top}, the round number over the peak ${peak30}`);
+  const colour = barColour(drawn.rgba);
+  check(same(colour, BAR_RGB), `bars are the report's colour (${colour})`);
   await page.waitForSelector('#map[data-rendered] svg', { timeout: 15000 });
   const map = await page.evaluate(() => {
     const regions = [...document.querySelectorAll('#map .jvm-region')];
@@ -80,6 +92,17 @@ try {
   check((await page.textContent('h1')).trim() === top, `IP page of the top offender ${top}`);
   const rows = await page.locator('table.events tbody tr').count();
   check(rows > 1, `IP page lists its events (${rows})`);
+  const lanes = await page.$$eval('#timeline svg g.lane', (gs) => gs.map((g) => ({
+    name: g.querySelector('text').firstChild.textContent,
+    bans: [...g.querySelectorAll('rect[data-bans]')].reduce((n, r) => n + Number(r.dataset.bans), 0),
+  })));
+  const bans = Number(await page.textContent('[data-figure="bans"]'));
+  check(lanes.length > 0 && lanes.every((l) => / on |other jails and hosts/.test(l.name)), `the timeline has a lane per jail and host (${lanes.map((l) => l.name)})`);
+  check(lanes.reduce((n, l) => n + l.bans, 0) === bans, `the timeline holds every ban (${bans})`);
+  const timelineTitle = (await page.textContent('#timeline-title')).trim();
+  check(/^Bans per (day|week|month|year) \(Europe\/Berlin\), by jail and host$/.test(timelineTitle), `the timeline says what a cell is and the zone ("${timelineTitle}")`);
+  const above = await page.evaluate(() => document.querySelector('#timeline').compareDocumentPosition(document.querySelector('#events')) & Node.DOCUMENT_POSITION_FOLLOWING);
+  check(above > 0, 'the timeline is above the events');
   await page.screenshot({ path: `${out}/ip.png`, fullPage: true });
   await page.context().close();
 

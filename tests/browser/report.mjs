@@ -6,6 +6,7 @@
 // Usage: node report.mjs HTML_FILE OUT_DIR
 import { chromium } from 'playwright-core';
 import { pathToFileURL } from 'node:url';
+import { BAR_RGB, CAPTION, barColour, roundTop, same } from './chart.mjs';
 
 const [file, out] = process.argv.slice(2);
 if (!file || !out) {
@@ -26,7 +27,7 @@ try {
   const page = await (await browser.newContext({ viewport: { width: 700, height: 900 } })).newPage();
   await page.goto(pathToFileURL(file).href, { waitUntil: 'load' });
   const title = await page.textContent('#chart-title');
-  check(/^Bans per (hour|day) \([A-Za-z_]+(\/[A-Za-z_]+)*\)$/.test(title.trim()), `the caption says what a bar is and the zone ("${title.trim()}")`);
+  check(CAPTION.test(title.trim()), `the caption says what a bar is and the zone ("${title.trim()}")`);
   const geometry = await page.evaluate(() => {
     const img = document.querySelector('#chart img');
     const box = (e) => e.getBoundingClientRect();
@@ -39,6 +40,19 @@ try {
     };
   });
   const { img, y, x } = geometry;
+  // The same scale and colour as the dashboard's chart (check.mjs).
+  const pixels = await page.evaluate(() => {
+    const img = document.querySelector('#chart img');
+    const c = document.createElement('canvas');
+    [c.width, c.height] = [img.naturalWidth, img.naturalHeight];
+    const ctx = c.getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    return { rgba: [...ctx.getImageData(0, 0, c.width, c.height).data], alt: img.alt };
+  });
+  const colour = barColour(pixels.rgba);
+  check(same(colour, BAR_RGB), `bars are the dashboard's colour (${colour})`);
+  const peak = Number((pixels.alt.match(/the most: (\d+)/) || [])[1]) || 0;
+  check(y.length === 3 && y[0].value === roundTop(peak) && y[1].value === y[0].value / 2, `the scale tops at the round number over the peak ${peak}, as the dashboard's`);
   check(geometry.loaded, 'the chart image shows');
   check(y.length === 3 && y[0].value > y[1].value && y[2].value === 0, `counts top to bottom: ${y.map((l) => l.value).join(', ')}`);
   check(y.length === 3 && Math.abs(y[0].mid - img.top) <= 8 && Math.abs(y[2].mid - img.bottom) <= 8
