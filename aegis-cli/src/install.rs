@@ -12,12 +12,18 @@ pub const SHARED_JAIL: &str = include_str!("../contrib/aegis-shared.local");
 /// The agent's systemd unit, also shipped as `contrib/systemd/aegis-agent.service`.
 pub const AGENT_UNIT: &str = include_str!("../contrib/aegis-agent.service");
 
+/// Where the Debian package puts the agent's unit.
+pub const PACKAGED_AGENT_UNIT: &str = "/usr/lib/systemd/system/aegis-agent.service";
+
 /// Where `install` writes.
 pub struct Places {
     /// fail2ban's `action.d`.
     pub actions: PathBuf,
     /// With `--share`: fail2ban's `jail.d` and systemd's unit directory.
     pub share: Option<(PathBuf, PathBuf)>,
+    /// The agent's unit as a package installs it: when present, no copy is
+    /// written (one in `/etc/systemd/system` would hide the package's updates).
+    pub packaged_unit: PathBuf,
 }
 
 /// Writes every file (or shows what it would do); a file that exists and
@@ -26,7 +32,15 @@ pub fn install(places: &Places, dry_run: bool, force: bool) -> Result<()> {
     let mut files = vec![(places.actions.join("aegis.conf"), ACTION)];
     if let Some((jails, units)) = &places.share {
         files.push((jails.join("aegis-shared.local"), SHARED_JAIL));
-        files.push((units.join("aegis-agent.service"), AGENT_UNIT));
+        if places.packaged_unit.is_file() {
+            println!(
+                "{} comes with the package: no copy in {}",
+                places.packaged_unit.display(),
+                units.display()
+            );
+        } else {
+            files.push((units.join("aegis-agent.service"), AGENT_UNIT));
+        }
     }
     // Every check before any write: all of it is installed, or none.
     let mut todo = Vec::new();
@@ -67,4 +81,35 @@ pub fn install(places: &Places, dry_run: bool, force: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_packaged_unit_is_not_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = |name: &str| {
+            let p = dir.path().join(name);
+            std::fs::create_dir_all(&p).unwrap();
+            p
+        };
+        let mut places = Places {
+            actions: sub("action.d"),
+            share: Some((sub("jail.d"), sub("units"))),
+            packaged_unit: dir.path().join("lib/aegis-agent.service"),
+        };
+        install(&places, false, false).unwrap();
+        let copied = dir.path().join("units/aegis-agent.service");
+        assert!(copied.is_file(), "no package: the unit is written");
+
+        std::fs::remove_file(&copied).unwrap();
+        std::fs::create_dir_all(dir.path().join("lib")).unwrap();
+        std::fs::write(&places.packaged_unit, AGENT_UNIT).unwrap();
+        places.actions = sub("action2.d");
+        install(&places, false, false).unwrap();
+        assert!(!copied.exists(), "the package's unit is not hidden");
+        assert!(dir.path().join("action2.d/aegis.conf").is_file());
+    }
 }

@@ -54,6 +54,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let places = install::Places {
                 actions: dir,
                 share,
+                packaged_unit: install::PACKAGED_AGENT_UNIT.into(),
             };
             install::install(&places, dry_run, force)
         }
