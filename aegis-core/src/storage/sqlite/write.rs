@@ -62,7 +62,8 @@ pub(super) fn event_key(id: &EventId, time_ms: i64) -> [u8; 20] {
 /// Inserts one event; false when it was already stored.
 fn insert_one(tx: &rusqlite::Transaction<'_>, e: &BanEvent) -> rusqlite::Result<bool> {
     let key = ip_key(e.ip);
-    let geo = e.geo.clone().unwrap_or_default();
+    // Borrowed, not cloned: this runs for every imported row.
+    let geo = e.geo.as_ref();
     let matches = if e.matches.is_empty() {
         None
     } else {
@@ -92,12 +93,12 @@ fn insert_one(tx: &rusqlite::Transaction<'_>, e: &BanEvent) -> rusqlite::Result<
             e.restored,
             matches,
             e.user,
-            geo.country,
-            geo.city,
-            geo.latitude,
-            geo.longitude,
-            geo.asn,
-            geo.as_org,
+            geo.and_then(|g| g.country.as_deref()),
+            geo.and_then(|g| g.city.as_deref()),
+            geo.and_then(|g| g.latitude),
+            geo.and_then(|g| g.longitude),
+            geo.and_then(|g| g.asn),
+            geo.and_then(|g| g.as_org.as_deref()),
             e.received_at.timestamp_millis(),
         ])?;
     Ok(inserted == 1)
@@ -110,7 +111,6 @@ fn upsert_address(
     ip: IpAddr,
     geo: Option<&Geo>,
 ) -> rusqlite::Result<()> {
-    let geo = geo.cloned().unwrap_or_default();
     tx.prepare_cached(
         "INSERT INTO ips (ip_key, network, country, asn, as_org) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (ip_key) DO UPDATE SET
@@ -121,9 +121,9 @@ fn upsert_address(
     .execute(params![
         key,
         network_of(ip).to_string(),
-        geo.country,
-        geo.asn,
-        geo.as_org
+        geo.and_then(|g| g.country.as_deref()),
+        geo.and_then(|g| g.asn),
+        geo.and_then(|g| g.as_org.as_deref())
     ])?;
     Ok(())
 }
