@@ -685,7 +685,7 @@ async fn every_channel_sends_what_its_service_expects() {
     assert!(mm["text"]
         .as_str()
         .unwrap()
-        .starts_with("**bans <!channel> & @everyone**\n"));
+        .starts_with("**bans \\<!channel\\> & @\u{2060}everyone**\n"));
 
     let discord = json(by_path("/api/webhooks/1/t"));
     assert_eq!(discord["allowed_mentions"]["parse"], Value::Array(vec![]));

@@ -258,14 +258,11 @@ impl Channel {
                 (url, (headers, body))
             }
             Via::Slack { url } => (url, json_body(json!({ "text": slack_text(message) }))),
-            Via::Mattermost { url } => (
-                url,
-                json_body(json!({ "text": format!("**{}**\n{}", message.title, message.text) })),
-            ),
+            Via::Mattermost { url } => (url, json_body(json!({ "text": markdown_text(message) }))),
             Via::Discord { url } => (
                 url,
                 json_body(json!({
-                    "content": clip(&format!("**{}**\n{}", message.title, message.text), 2000),
+                    "content": clip(&markdown_text(message), 2000),
                     // Stored names must never ping @everyone.
                     "allowed_mentions": { "parse": [] },
                 })),
@@ -415,6 +412,27 @@ fn slack_text(message: &Message) -> String {
     text
 }
 
+/// The message in Mattermost's and Discord's Markdown: the title bold, and
+/// stored names (a host called `@all`, a rule named `[x](https://…)`) shown
+/// as written: Markdown's punctuation escaped, and a word joiner after each
+/// `@`, which no mention starts with.
+fn markdown_text(message: &Message) -> String {
+    let escape = |s: &str| {
+        let mut out = String::with_capacity(s.len());
+        for c in s.chars() {
+            if "\\`*_[]()<>#~|".contains(c) {
+                out.push('\\');
+            }
+            out.push(c);
+            if c == '@' {
+                out.push('\u{2060}');
+            }
+        }
+        out
+    };
+    format!("**{}**\n{}", escape(&message.title), escape(&message.text))
+}
+
 /// An Adaptive Card, which Teams' Workflows webhooks (and the older connectors) take.
 fn teams_card(message: &Message) -> Value {
     let mut body = vec![
@@ -532,6 +550,21 @@ mod tests {
         assert_eq!(
             slack_text(&message),
             "*bans &lt;!channel&gt;*\na &amp; b &lt;https://evil|x&gt;"
+        );
+    }
+
+    #[test]
+    fn markdown_text_neither_mentions_nor_links() {
+        let message = Message {
+            title: "bans @all".into(),
+            text: "host [x](https://evil) *b* a\\_b `c`".into(),
+            link: None,
+            alerts: vec![],
+            dropped: 0,
+        };
+        assert_eq!(
+            markdown_text(&message),
+            "**bans @\u{2060}all**\nhost \\[x\\]\\(https://evil\\) \\*b\\* a\\\\\\_b \\`c\\`"
         );
     }
 
