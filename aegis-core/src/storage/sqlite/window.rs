@@ -164,38 +164,50 @@ fn recount_totals(tx: &Transaction<'_>, win: i64) -> rusqlite::Result<()> {
 enum Rows {
     /// Those after its watermark (found by row id).
     After,
-    /// All of history at or after its cut (found through the time index).
+    /// All of history at or after its cut: whole days from the per-day
+    /// summary, a few rows per address and day, and only the part of the
+    /// cut's day after the cut from the events.
     All,
 }
 
 /// Adds new bans up to row `newest` to window `win`'s per-address, per-jail
 /// and per-host rows, and moves its watermark to `newest`.
 fn fold(tx: &Transaction<'_>, win: i64, rows: Rows, newest: i64) -> rusqlite::Result<()> {
+    const NEW_BANS: &str = "e.kind = 0 AND e.restored = 0";
+    // Both sources give (ip_key, jail, host, bans); ?1 is the window, ?2 `newest`.
+    // Addresses are grouped before their attributes are joined: in key order.
     // NOT INDEXED keeps the planner from scanning an index instead of the row ids.
     let source = match rows {
-        Rows::After => {
-            "win_state w CROSS JOIN events e NOT INDEXED
-             ON e.id > w.seen AND e.id <= ?2 AND e.time >= w.cut AND w.win = ?1"
-        }
-        Rows::All => {
-            "win_state w CROSS JOIN events e INDEXED BY events_time
-             ON e.time >= w.cut AND e.id <= ?2 AND w.win = ?1"
-        }
+        Rows::After => format!(
+            "(SELECT e.ip_key, e.jail, e.host, 1 AS bans
+              FROM win_state w CROSS JOIN events e NOT INDEXED
+              ON e.id > w.seen AND e.id <= ?2 AND e.time >= w.cut AND w.win = ?1
+              WHERE {NEW_BANS})"
+        ),
+        // The first whole day is the cut rounded up to a day.
+        Rows::All => format!(
+            "(SELECT d.ip_key, d.jail, d.host, d.bans FROM win_state w JOIN ip_day d
+              ON d.day >= (w.cut + {DAY_MS} - 1) / {DAY_MS} AND w.win = ?1
+              UNION ALL
+              SELECT e.ip_key, e.jail, e.host, 1 FROM win_state w CROSS JOIN events e
+              ON e.time >= w.cut AND e.time < (w.cut + {DAY_MS} - 1) / {DAY_MS} * {DAY_MS}
+                AND e.id <= ?2 AND w.win = ?1
+              WHERE {NEW_BANS})"
+        ),
     };
-    const NEW_BANS: &str = "e.kind = 0 AND e.restored = 0";
     tx.prepare_cached(&format!(
         "INSERT INTO win_ip (win, ip_key, bans, country, asn, as_org, network)
-         SELECT w.win, e.ip_key, count(*), i.country, i.asn, i.as_org, i.network
-         FROM {source} JOIN ips i ON i.ip_key = e.ip_key
-         WHERE {NEW_BANS} GROUP BY w.win, e.ip_key
+         SELECT ?1, g.ip_key, g.bans, i.country, i.asn, i.as_org, i.network
+         FROM (SELECT s.ip_key, sum(s.bans) AS bans FROM {source} s GROUP BY s.ip_key) g
+         CROSS JOIN ips i ON i.ip_key = g.ip_key WHERE true
          ON CONFLICT (win, ip_key) DO UPDATE SET bans = bans + excluded.bans"
     ))?
     .execute([win, newest])?;
     for (table, column) in [("win_ip_jail", "jail"), ("win_ip_host", "host")] {
         tx.prepare_cached(&format!(
             "INSERT INTO {table} (win, ip_key, {column}, bans)
-             SELECT w.win, e.ip_key, e.{column}, count(*) FROM {source}
-             WHERE {NEW_BANS} GROUP BY w.win, e.ip_key, e.{column}
+             SELECT ?1, s.ip_key, s.{column}, sum(s.bans) FROM {source} s
+             GROUP BY s.ip_key, s.{column}
              ON CONFLICT (win, ip_key, {column}) DO UPDATE SET bans = bans + excluded.bans"
         ))?
         .execute([win, newest])?;

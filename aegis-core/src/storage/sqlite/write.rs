@@ -1,6 +1,6 @@
 //! Inserts (with the summaries they maintain), prune and geo updates.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
@@ -25,8 +25,9 @@ pub(super) fn insert(conn: &mut Connection, events: &[BanEvent]) -> Result<Batch
         .query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))
         .map_err(sql_err)?;
     let mut outcome = BatchOutcome::default();
-    // Each address once per batch; the latest geolocation given for it wins.
-    let mut addresses: HashMap<[u8; 16], (IpAddr, Option<&Geo>)> = HashMap::new();
+    // Each address once per batch, the latest geolocation given for it winning;
+    // in key order, so that each page of the address table is visited once.
+    let mut addresses: BTreeMap<[u8; 16], (IpAddr, Option<&Geo>)> = BTreeMap::new();
     for event in events {
         if insert_one(&tx, event).map_err(sql_err)? {
             outcome.inserted += 1;
