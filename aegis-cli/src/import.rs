@@ -148,19 +148,18 @@ impl<'a> Importer<'a> {
     async fn finish(mut self) -> Result<ImportSummary> {
         self.flush().await?;
         self.settle().await?;
-        if self.summary.imported > 0 {
-            let bar = ProgressBar::new_spinner();
-            if let Ok(style) = ProgressStyle::with_template("{msg} {spinner} {elapsed}") {
-                bar.set_style(style);
-            }
-            bar.set_message("updating summaries");
-            bar.enable_steady_tick(std::time::Duration::from_millis(200));
-            self.store
-                .maintain()
-                .await
-                .context("updating the summaries failed (the events are stored)")?;
-            bar.finish_and_clear();
+        // Even when nothing was new: the store may have set work aside for the load.
+        let bar = ProgressBar::new_spinner();
+        if let Ok(style) = ProgressStyle::with_template("{msg} {spinner} {elapsed}") {
+            bar.set_style(style);
         }
+        bar.set_message("updating summaries");
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        self.store
+            .maintain()
+            .await
+            .context("updating the summaries failed (the events are stored)")?;
+        bar.finish_and_clear();
         Ok(self.summary)
     }
 }
@@ -192,7 +191,9 @@ pub async fn fail2ban_db(
     json: bool,
 ) -> Result<()> {
     let db = Fail2banDb::open(path, host)?;
-    let bar = progress(Some(db.count()?), "importing");
+    let rows = db.count()?;
+    store.expect_bulk(rows).await?;
+    let bar = progress(Some(rows), "importing");
     let mut importer = Importer::new(store, geo);
     let mut after = 0;
     loop {

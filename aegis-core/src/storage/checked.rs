@@ -128,6 +128,11 @@ impl Storage for Checked {
         self.inner.maintain().await
     }
 
+    async fn expect_bulk(&self, events: u64) -> Result<()> {
+        let _turn = self.turn().await;
+        self.inner.expect_bulk(events).await
+    }
+
     async fn ip_history(&self, ip: IpAddr) -> Result<Vec<StoredEvent>> {
         let _turn = self.turn().await;
         self.inner.ip_history(ip.to_canonical()).await

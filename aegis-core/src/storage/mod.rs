@@ -106,6 +106,15 @@ pub trait Storage: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// Announces about `events` new events in large batches (an import), so
+    /// that the store may set aside work it does better once for all of them;
+    /// [`Storage::maintain`], which the importer calls when done, catches up.
+    /// Every answer stays exact meanwhile, some only slower.
+    async fn expect_bulk(&self, events: u64) -> Result<()> {
+        let _ = events;
+        Ok(())
+    }
+
     /// The cache of the online geolocation provider's answers kept beside the events.
     fn geo_cache(&self) -> &dyn GeoCache;
 

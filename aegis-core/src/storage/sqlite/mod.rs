@@ -427,6 +427,7 @@ impl Storage for SqliteStorage {
     }
 
     async fn maintain(&self) -> Result<()> {
+        self.write(write::restore_address_index).await?;
         // One transaction per window: writers queue behind one window at a time.
         for win in window::WINDOWS {
             self.write(move |conn| {
@@ -439,6 +440,11 @@ impl Storage for SqliteStorage {
             .await?;
         }
         Ok(())
+    }
+
+    async fn expect_bulk(&self, events: u64) -> Result<()> {
+        self.write(move |conn| write::expect_bulk(conn, events))
+            .await
     }
 
     async fn ip_history(&self, ip: IpAddr) -> Result<Vec<StoredEvent>> {
@@ -569,5 +575,47 @@ mod tests {
             0,
             "no group write"
         );
+    }
+
+    /// A bulk load that outgrows the store goes without the per-address
+    /// index, answers exactly meanwhile, and has it back after `maintain`.
+    #[tokio::test]
+    async fn a_bulk_load_sets_the_address_index_aside_until_maintain() {
+        use crate::event::EventKind;
+        use crate::query::EventFilter;
+
+        let store = SqliteStorage::open_in_memory().unwrap();
+        let has_index = |store: &SqliteStorage| -> bool {
+            let conn = store.inner.writer.lock().unwrap();
+            conn.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'events_ip'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+                == 1
+        };
+        let ban = |n: u8| {
+            let ip = format!("192.0.2.{n}").parse().unwrap();
+            let time = Utc::now() - chrono::Duration::minutes(i64::from(n));
+            BanEvent::new(EventKind::Ban, ip, "sshd", "web1", time).unwrap()
+        };
+        store.record(&ban(1)).await.unwrap();
+        store.expect_bulk(1).await.unwrap();
+        assert!(has_index(&store), "no bigger than the store: kept");
+
+        store.expect_bulk(1_000).await.unwrap();
+        assert!(!has_index(&store));
+        let batch: Vec<BanEvent> = (2..=200).map(ban).collect();
+        store.record_batch(&batch).await.unwrap();
+        let one: IpAddr = "192.0.2.7".parse().unwrap();
+        let filter = EventFilter {
+            ip: Some(one),
+            ..EventFilter::default()
+        };
+        assert_eq!(store.count_events(&filter).await.unwrap(), 1);
+        store.maintain().await.unwrap();
+        assert!(has_index(&store));
+        assert_eq!(store.ip_history(one).await.unwrap().len(), 1);
     }
 }

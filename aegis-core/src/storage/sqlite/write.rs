@@ -212,6 +212,30 @@ fn fold(tx: &rusqlite::Transaction<'_>, after: i64, present: Present) -> rusqlit
     Ok(())
 }
 
+/// Before a bulk load that outgrows the store: drops the per-address index,
+/// which new addresses would otherwise rewrite all over on every batch;
+/// [`restore_address_index`] builds it again in one sorted pass.
+pub(super) fn expect_bulk(conn: &mut Connection, events: u64) -> Result<()> {
+    let stored: i64 = conn
+        .query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))
+        .map_err(sql_err)?;
+    if i64::try_from(events).unwrap_or(i64::MAX) > stored {
+        conn.execute("DROP INDEX IF EXISTS events_ip", [])
+            .map_err(sql_err)?;
+    }
+    Ok(())
+}
+
+/// Builds the per-address index when a bulk load (finished or not) left it out.
+pub(super) fn restore_address_index(conn: &mut Connection) -> Result<()> {
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS events_ip ON events (ip_key, time)",
+        [],
+    )
+    .map(drop)
+    .map_err(sql_err)
+}
+
 pub(super) fn prune(conn: &mut Connection, before: DateTime<Utc>) -> Result<u64> {
     let cutoff = before.timestamp_millis();
     let tx = conn
