@@ -274,19 +274,30 @@ pub(super) fn top(
     limit: u32,
 ) -> Result<Vec<TopEntry>> {
     let (src, mut args) = source(q);
-    let (key, label) = match by {
-        TopBy::Country => ("i.country", "NULL"),
-        TopBy::Jail => ("s.jail", "NULL"),
-        TopBy::Host => ("s.host", "NULL"),
-        TopBy::Asn => ("i.asn", "max(i.as_org)"),
-        TopBy::Network => ("i.network", "NULL"),
-    };
     args.push(Value::Integer(i64::from(limit)));
-    let sql = format!(
-        "SELECT {key} AS k, {label}, sum(s.bans) AS bans, count(DISTINCT s.ip_key)
-         FROM ({src}) s LEFT JOIN ips i ON i.ip_key = s.ip_key
-         WHERE k IS NOT NULL GROUP BY k ORDER BY bans DESC, k LIMIT ?"
-    );
+    let attribute = |key: &str, label: &str| {
+        // Each address once, in key order, before its attributes are looked
+        // up: the lookups then walk the address table in order.
+        format!(
+            "SELECT {key} AS k, {label}, sum(g.bans) AS bans, count(*)
+             FROM (SELECT ip_key, sum(bans) AS bans FROM ({src}) GROUP BY ip_key) g
+             CROSS JOIN ips i ON i.ip_key = g.ip_key
+             WHERE k IS NOT NULL GROUP BY k ORDER BY bans DESC, k LIMIT ?"
+        )
+    };
+    let stored = |column: &str| {
+        format!(
+            "SELECT {column} AS k, NULL, sum(bans) AS bans, count(DISTINCT ip_key)
+             FROM ({src}) GROUP BY k ORDER BY bans DESC, k LIMIT ?"
+        )
+    };
+    let sql = match by {
+        TopBy::Country => attribute("i.country", "NULL"),
+        TopBy::Asn => attribute("i.asn", "max(i.as_org)"),
+        TopBy::Network => attribute("i.network", "NULL"),
+        TopBy::Jail => stored("jail"),
+        TopBy::Host => stored("host"),
+    };
     let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
     let rows = stmt
         .query_map(rusqlite::params_from_iter(args), |r| {
