@@ -71,14 +71,17 @@ fn narrowing(q: &StatsQuery, args: &mut Vec<Value>, bounds: Option<(i64, i64)>) 
 
 pub(super) fn summary(conn: &Connection, q: &StatsQuery, now: DateTime<Utc>) -> Result<Summary> {
     let (src, mut args) = source(q);
+    // Addresses are grouped once, then their countries looked up in key order.
     let sql = format!(
         "WITH s AS ({src})
-         SELECT coalesce(sum(bans), 0), count(DISTINCT ip_key), count(DISTINCT jail),
-                count(DISTINCT host),
-                (SELECT count(DISTINCT country) FROM ips WHERE ip_key IN (SELECT ip_key FROM s))
-         FROM s"
+         SELECT a.bans, a.ips, a.countries, b.jails, b.hosts FROM
+            (SELECT coalesce(sum(g.bans), 0) AS bans, count(*) AS ips,
+                    count(DISTINCT i.country) AS countries
+             FROM (SELECT ip_key, sum(bans) AS bans FROM s GROUP BY ip_key) g
+             LEFT JOIN ips i ON i.ip_key = g.ip_key) a,
+            (SELECT count(DISTINCT jail) AS jails, count(DISTINCT host) AS hosts FROM s) b"
     );
-    let (bans, unique_ips, jails, hosts, countries) = conn
+    let (bans, unique_ips, countries, jails, hosts) = conn
         .query_row(&sql, rusqlite::params_from_iter(args.drain(..)), |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
