@@ -255,5 +255,25 @@ async fn main() {
                 );
             }
         }
+        // A jail's view: windows answer unscoped queries only, so each of its
+        // ranges reads the per-day summary (fewer runs: these take seconds).
+        for days in [7, 365] {
+            let q = || {
+                let mut q = StatsQuery::last_days(days);
+                q.scope.jail = Some("sshd".into());
+                q
+            };
+            let summary = measure(5, || async { store.summary(&q()).await }).await;
+            let countries =
+                measure(5, || async { store.top(&q(), TopBy::Country, 10).await }).await;
+            for (name, (p50, p95)) in [("summary", summary), ("top countries (10)", countries)] {
+                println!(
+                    "{:<36} {:>10} {:>10}",
+                    format!("{name}, jail sshd, {days} d"),
+                    ms(p50),
+                    ms(p95)
+                );
+            }
+        }
     }
 }
