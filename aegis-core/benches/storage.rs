@@ -67,6 +67,14 @@ const NAIVE_TOP: &str =
 const NAIVE_COUNTRIES: &str = "SELECT country, count(*) AS n, count(DISTINCT ip_key) FROM events \
     WHERE kind = 0 AND restored = 0 AND time >= ?1 AND time < ?2 GROUP BY country ORDER BY n DESC LIMIT 10";
 
+/// The naive summary and country ranking of one jail (the bench's view).
+const NAIVE_JAIL_SUMMARY: &str = "SELECT count(*), count(DISTINCT ip_key), \
+    count(DISTINCT country), count(DISTINCT host) FROM events \
+    WHERE kind = 0 AND restored = 0 AND time >= ?1 AND time < ?2 AND jail = 'sshd'";
+const NAIVE_JAIL_COUNTRIES: &str = "SELECT country, count(*) AS n, count(DISTINCT ip_key) \
+    FROM events WHERE kind = 0 AND restored = 0 AND time >= ?1 AND time < ?2 AND jail = 'sshd' \
+    GROUP BY country ORDER BY n DESC LIMIT 10";
+
 async fn record_throughput(dir: &std::path::Path) {
     let path = dir.join("throughput.db");
     let _ = std::fs::remove_file(&path);
@@ -266,12 +274,18 @@ async fn main() {
             let summary = measure(5, || async { store.summary(&q()).await }).await;
             let countries =
                 measure(5, || async { store.top(&q(), TopBy::Country, 10).await }).await;
-            for (name, (p50, p95)) in [("summary", summary), ("top countries (10)", countries)] {
+            for (name, (p50, p95), sql) in [
+                ("summary", summary, NAIVE_JAIL_SUMMARY),
+                ("top countries (10)", countries, NAIVE_JAIL_COUNTRIES),
+            ] {
+                let (naive_p50, _) = measure(1, || async { naive(&raw, sql, &q()) }).await;
                 println!(
-                    "{:<36} {:>10} {:>10}",
+                    "{:<36} {:>10} {:>10} {:>12} {:>9.1}x",
                     format!("{name}, jail sshd, {days} d"),
                     ms(p50),
-                    ms(p95)
+                    ms(p95),
+                    ms(naive_p50),
+                    naive_p50.as_secs_f64() / p50.as_secs_f64()
                 );
             }
         }

@@ -53,6 +53,12 @@ pub const DAY_MS: i64 = 86_400_000;
 /// whole number of slots from UTC, so slots add up to exact local days.
 pub const SLOT_MS: i64 = 900_000;
 
+/// The first `unit`-long bucket (day or slot, numbered from the epoch) that
+/// starts at or after `ms`: where a range's whole buckets begin.
+pub fn first_bucket_from(ms: i64, unit: i64) -> i64 {
+    (ms + unit - 1).div_euclid(unit)
+}
+
 /// The slot a moment falls in.
 #[cfg(feature = "mongodb")]
 pub fn slot_of(t: DateTime<Utc>) -> i64 {

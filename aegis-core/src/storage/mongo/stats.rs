@@ -136,7 +136,10 @@ fn millis(ms: i64) -> mongodb::bson::DateTime {
 /// The whole `unit`s inside a range, and whether there are any.
 fn whole(q: &StatsQuery, unit: i64) -> Option<(i64, i64)> {
     let (since, until) = (q.since.timestamp_millis(), q.until.timestamp_millis());
-    let (first, end) = ((since + unit - 1).div_euclid(unit), until.div_euclid(unit));
+    let (first, end) = (
+        shared::first_bucket_from(since, unit),
+        until.div_euclid(unit),
+    );
     (first < end).then_some((first * unit, end * unit))
 }
 

@@ -15,7 +15,7 @@ use super::write::{DAY_MS, SLOT_MS};
 use crate::error::Result;
 use crate::ipkey::ip_from_key;
 use crate::query::{DayCount, Offender, StatsQuery, Summary, TopBy, TopEntry};
-use crate::storage::shared::{asn_key, corrupt, count, LocalDays};
+use crate::storage::shared::{asn_key, corrupt, count, first_bucket_from, LocalDays};
 
 /// Rows `(ip_key, host, jail, bans, first, last)` of new bans in the query's scope.
 fn source(q: &StatsQuery) -> (String, Vec<Value>) {
@@ -29,7 +29,7 @@ fn source(q: &StatsQuery) -> (String, Vec<Value>) {
             narrowing(q, args, Some((from, to)))
         ));
     };
-    let first_day = (since + DAY_MS - 1).div_euclid(DAY_MS);
+    let first_day = first_bucket_from(since, DAY_MS);
     let end_day = until.div_euclid(DAY_MS);
     if first_day < end_day {
         let mut day_args = vec![Value::Integer(first_day), Value::Integer(end_day)];
@@ -154,7 +154,7 @@ pub(super) fn ban_count(conn: &Connection, q: &StatsQuery) -> Result<u64> {
             .and_then(|mut s| s.query_row(rusqlite::params_from_iter(args), |r| r.get(0)))
             .map_err(sql_err)
     };
-    let first_slot = (since + SLOT_MS - 1).div_euclid(SLOT_MS);
+    let first_slot = first_bucket_from(since, SLOT_MS);
     let end_slot = until.div_euclid(SLOT_MS);
     if q.scope.country.is_some() || first_slot >= end_slot {
         return Ok(count(raw(since, until)?));

@@ -13,10 +13,10 @@
 use chrono::{TimeZone, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::write::DAY_MS;
+use super::write::{newest_id, DAY_MS};
 use crate::ipkey::ip_from_key;
 use crate::query::{Offender, StatsQuery, TopBy, TopEntry};
-use crate::storage::shared::count;
+use crate::storage::shared::{count, first_bucket_from};
 
 /// The window lengths kept, in milliseconds: every range the dashboard offers.
 pub(super) const WINDOWS: [i64; 5] = [DAY_MS, 7 * DAY_MS, 30 * DAY_MS, 90 * DAY_MS, 365 * DAY_MS];
@@ -41,11 +41,6 @@ fn state(tx: &Transaction<'_>, win: i64) -> rusqlite::Result<Option<(i64, i64)>>
     tx.prepare_cached("SELECT cut, seen FROM win_state WHERE win = ?1")?
         .query_row([win], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
-}
-
-fn newest_id(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
-    tx.prepare_cached("SELECT coalesce(max(id), 0) FROM events")?
-        .query_row([], |r| r.get(0))
 }
 
 /// The window that answers `q` exactly, brought to `q.since`; `None` when none
@@ -124,7 +119,7 @@ fn build(tx: &Transaction<'_>, win: i64, cut: i64, newest: i64) -> rusqlite::Res
         "INSERT INTO win_state (win, cut, building, seen) VALUES (?1, ?2, 1, 0)",
         [win, cut],
     )?;
-    fold(tx, win, Rows::All, newest)?;
+    fold(tx, win, Rows::All { cut }, newest)?;
     recount_totals(tx, win)
 }
 
@@ -164,10 +159,10 @@ fn recount_totals(tx: &Transaction<'_>, win: i64) -> rusqlite::Result<()> {
 enum Rows {
     /// Those after its watermark (found by row id).
     After,
-    /// All of history at or after its cut: whole days from the per-day
+    /// All of history at or after `cut`: whole days from the per-day
     /// summary, a few rows per address and day, and only the part of the
     /// cut's day after the cut from the events.
-    All,
+    All { cut: i64 },
 }
 
 /// Adds new bans up to row `newest` to window `win`'s per-address, per-jail
@@ -176,24 +171,29 @@ fn fold(tx: &Transaction<'_>, win: i64, rows: Rows, newest: i64) -> rusqlite::Re
     const NEW_BANS: &str = "e.kind = 0 AND e.restored = 0";
     // Both sources give (ip_key, jail, host, bans); ?1 is the window, ?2 `newest`.
     // Addresses are grouped before their attributes are joined: in key order.
-    // NOT INDEXED keeps the planner from scanning an index instead of the row ids.
-    let source = match rows {
-        Rows::After => format!(
-            "(SELECT e.ip_key, e.jail, e.host, 1 AS bans
-              FROM win_state w CROSS JOIN events e NOT INDEXED
-              ON e.id > w.seen AND e.id <= ?2 AND e.time >= w.cut AND w.win = ?1
-              WHERE {NEW_BANS})"
+    let (source, args) = match rows {
+        // NOT INDEXED keeps the planner from scanning an index instead of the row ids.
+        Rows::After => (
+            format!(
+                "(SELECT e.ip_key, e.jail, e.host, 1 AS bans
+                  FROM win_state w CROSS JOIN events e NOT INDEXED
+                  ON e.id > w.seen AND e.id <= ?2 AND e.time >= w.cut AND w.win = ?1
+                  WHERE {NEW_BANS})"
+            ),
+            vec![win, newest],
         ),
-        // The first whole day is the cut rounded up to a day.
-        Rows::All => format!(
-            "(SELECT d.ip_key, d.jail, d.host, d.bans FROM win_state w JOIN ip_day d
-              ON d.day >= (w.cut + {DAY_MS} - 1) / {DAY_MS} AND w.win = ?1
-              UNION ALL
-              SELECT e.ip_key, e.jail, e.host, 1 FROM win_state w CROSS JOIN events e
-              ON e.time >= w.cut AND e.time < (w.cut + {DAY_MS} - 1) / {DAY_MS} * {DAY_MS}
-                AND e.id <= ?2 AND w.win = ?1
-              WHERE {NEW_BANS})"
-        ),
+        Rows::All { cut } => {
+            let first_day = first_bucket_from(cut, DAY_MS);
+            (
+                format!(
+                    "(SELECT ip_key, jail, host, bans FROM ip_day WHERE day >= ?3
+                      UNION ALL
+                      SELECT e.ip_key, e.jail, e.host, 1 FROM events e
+                      WHERE e.time >= ?4 AND e.time < ?5 AND e.id <= ?2 AND {NEW_BANS})"
+                ),
+                vec![win, newest, first_day, cut, first_day * DAY_MS],
+            )
+        }
     };
     tx.prepare_cached(&format!(
         "INSERT INTO win_ip (win, ip_key, bans, country, asn, as_org, network)
@@ -202,7 +202,7 @@ fn fold(tx: &Transaction<'_>, win: i64, rows: Rows, newest: i64) -> rusqlite::Re
          CROSS JOIN ips i ON i.ip_key = g.ip_key WHERE true
          ON CONFLICT (win, ip_key) DO UPDATE SET bans = bans + excluded.bans"
     ))?
-    .execute([win, newest])?;
+    .execute(rusqlite::params_from_iter(&args))?;
     for (table, column) in [("win_ip_jail", "jail"), ("win_ip_host", "host")] {
         tx.prepare_cached(&format!(
             "INSERT INTO {table} (win, ip_key, {column}, bans)
@@ -210,7 +210,7 @@ fn fold(tx: &Transaction<'_>, win: i64, rows: Rows, newest: i64) -> rusqlite::Re
              GROUP BY s.ip_key, s.{column}
              ON CONFLICT (win, ip_key, {column}) DO UPDATE SET bans = bans + excluded.bans"
         ))?
-        .execute([win, newest])?;
+        .execute(rusqlite::params_from_iter(&args))?;
     }
     tx.prepare_cached("UPDATE win_state SET seen = ?2 WHERE win = ?1")?
         .execute([win, newest])?;

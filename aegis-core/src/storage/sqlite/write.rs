@@ -21,9 +21,7 @@ pub(super) fn insert(conn: &mut Connection, events: &[BanEvent]) -> Result<Batch
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql_err)?;
-    let before: i64 = tx
-        .query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))
-        .map_err(sql_err)?;
+    let before = newest_id(&tx).map_err(sql_err)?;
     let mut outcome = BatchOutcome::default();
     // Each address once per batch, the latest geolocation given for it winning;
     // in key order, so that each page of the address table is visited once.
@@ -49,6 +47,13 @@ pub(super) fn insert(conn: &mut Connection, events: &[BanEvent]) -> Result<Batch
     }
     tx.commit().map_err(sql_err)?;
     Ok(outcome)
+}
+
+/// The row id of the newest event (0 when none): ids only grow, so events
+/// after it are the new ones, and it bounds how many are stored.
+pub(super) fn newest_id(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT coalesce(max(id), 0) FROM events")?
+        .query_row([], |r| r.get(0))
 }
 
 /// The unique key of a stored event: the second its id was made from, then
@@ -216,9 +221,7 @@ fn fold(tx: &rusqlite::Transaction<'_>, after: i64, present: Present) -> rusqlit
 /// which new addresses would otherwise rewrite all over on every batch;
 /// [`restore_address_index`] builds it again in one sorted pass.
 pub(super) fn expect_bulk(conn: &mut Connection, events: u64) -> Result<()> {
-    let stored: i64 = conn
-        .query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))
-        .map_err(sql_err)?;
+    let stored = newest_id(conn).map_err(sql_err)?;
     if i64::try_from(events).unwrap_or(i64::MAX) > stored {
         conn.execute("DROP INDEX IF EXISTS events_ip", [])
             .map_err(sql_err)?;
