@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use aegis_core::decision::{parse_target, Action, AgentReport, Applied, Decision, Outcome};
 use aegis_core::{
-    BanEvent, EventFilter, EventKind, Geo, Order, Page, Recorded, Scope, StatsQuery, Storage,
-    TopBy, Tz,
+    BanEvent, EventFilter, EventKind, Facet, Geo, Order, Page, Recorded, Scope, StatsQuery,
+    Storage, TopBy, Tz,
 };
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
@@ -269,10 +269,7 @@ async fn pages_after_a_cursor_cover_every_event_once(store: Store) {
     for (order, filter) in [
         (Order::Asc, EventFilter::default()),
         (Order::Desc, EventFilter::default()),
-        (
-            Order::Asc,
-            Scope::of(aegis_core::Facet::Jail, "sshd").filter(),
-        ),
+        (Order::Asc, Scope::of(Facet::Jail, "sshd").filter()),
     ] {
         let all = store
             .events(
@@ -533,6 +530,17 @@ async fn rolling_windows_match_the_naive_model(store: Store) {
         (2, 150),
         (0, 150),
     ];
+    // Views of one host, jail or country (or two at once), each in turn.
+    let scopes = [
+        Scope::of(Facet::Host, "web2"),
+        Scope::of(Facet::Jail, "sshd"),
+        Scope::of(Facet::Country, "CN"),
+        Scope {
+            host: Some("web1".into()),
+            jail: Some("nginx".into()),
+            country: None,
+        },
+    ];
     let mut cursor = start;
     for (n, (days_before, fresh)) in steps.into_iter().enumerate() {
         let until = now - Duration::days(days_before) - Duration::minutes(7 * (9 - n as i64));
@@ -551,12 +559,24 @@ async fn rolling_windows_match_the_naive_model(store: Store) {
             store.maintain().await.unwrap();
         }
         for days in DAYS {
-            let q = StatsQuery::range(until - Duration::days(days), until);
-            check_against_model(&store, &events, &q).await;
+            for scope in [Scope::ALL, scopes[n % scopes.len()].clone()] {
+                let mut q = StatsQuery::range(until - Duration::days(days), until);
+                q.scope = scope;
+                check_against_model(&store, &events, &q).await;
+            }
         }
     }
+    // Every view of the steps, and the country an address moves to below.
+    let mut views = scopes.to_vec();
+    views.extend([Scope::ALL, Scope::of(Facet::Country, "FR")]);
+    // Windows kept by `maintain` answer ranges ending now.
+    store.maintain().await.unwrap();
+    check_views(&store, &events, &views, Utc::now()).await;
+
+    // An address of a country whose windows were built moves to another.
+    let in_china = |e: &&BanEvent| e.geo.as_ref().and_then(|g| g.country.as_deref()) == Some("CN");
     let (victim, g) = (
-        events[3].ip,
+        events.iter().find(in_china).unwrap().ip,
         Geo {
             asn: Some(64_500),
             as_org: Some("Moved".into()),
@@ -567,40 +587,55 @@ async fn rolling_windows_match_the_naive_model(store: Store) {
     for e in events.iter_mut().filter(|e| e.ip == victim) {
         e.geo = Some(g.clone());
     }
-    let until = now + Duration::seconds(30);
-    for days in DAYS {
-        check_against_model(
-            &store,
-            &events,
-            &StatsQuery::range(until - Duration::days(days), until),
-        )
-        .await;
-    }
+    check_views(&store, &events, &views, Utc::now()).await;
+    check_views(&store, &events, &views, now + Duration::seconds(30)).await;
+
     let cutoff = now - Duration::days(3);
     store.prune(cutoff).await.unwrap();
     events.retain(|e| e.time >= cutoff);
-    let fresh = traffic::skewed_events(&mut rng, now, now + Duration::seconds(35), 50);
+    let mut fresh = traffic::skewed_events(&mut rng, now, now + Duration::seconds(35), 50);
+    // Located where the address now is (an address has one location: the latest given).
+    for e in fresh.iter_mut().filter(|e| e.ip == victim) {
+        e.geo = Some(g.clone());
+    }
     store.record_batch(&fresh).await.unwrap();
     events.extend(fresh);
-    let until = now + Duration::seconds(40);
-    for days in DAYS {
-        check_against_model(
-            &store,
-            &events,
-            &StatsQuery::range(until - Duration::days(days), until),
-        )
-        .await;
+    check_views(&store, &events, &views, now + Duration::seconds(40)).await;
+    store.maintain().await.unwrap();
+    check_views(&store, &events, &views, Utc::now()).await;
+}
+
+/// [`check_against_model`] for every window length and every view, ending at `until`.
+async fn check_views(store: &Store, events: &[BanEvent], views: &[Scope], until: DateTime<Utc>) {
+    for days in [1, 7, 30, 90, 365] {
+        for scope in views {
+            let mut q = StatsQuery::range(until - Duration::days(days), until);
+            q.scope = scope.clone();
+            check_against_model(store, events, &q).await;
+        }
     }
 }
 
 /// Every statistic for `q` equals a computation over the raw `events`.
 async fn check_against_model(store: &Store, events: &[BanEvent], q: &StatsQuery) {
-    let (since, until, host) = (q.since, q.until, q.scope.host.as_deref());
-    let new_bans: Vec<&BanEvent> = events.iter().filter(|e| e.is_new_ban()).collect();
+    let (since, until) = (q.since, q.until);
+    let in_scope = |e: &BanEvent| {
+        let country = e.geo.as_ref().and_then(|g| g.country.as_deref());
+        q.scope.host.as_ref().is_none_or(|h| &e.host == h)
+            && q.scope.jail.as_ref().is_none_or(|j| &e.jail == j)
+            && q.scope
+                .country
+                .as_deref()
+                .is_none_or(|c| country == Some(c))
+    };
+    let new_bans: Vec<&BanEvent> = events
+        .iter()
+        .filter(|e| e.is_new_ban() && in_scope(e))
+        .collect();
     let scope: Vec<&BanEvent> = new_bans
         .iter()
         .copied()
-        .filter(|e| e.time >= since && e.time < until && host.is_none_or(|h| e.host == h))
+        .filter(|e| e.time >= since && e.time < until)
         .collect();
     let s = store.summary(q).await.unwrap();
     let distinct = |f: &dyn Fn(&BanEvent) -> Option<String>| {
@@ -658,7 +693,7 @@ async fn check_against_model(store: &Store, events: &[BanEvent], q: &StatsQuery)
     // Bans per local day in zones whose midnights are not on the hour.
     for tz in [chrono_tz::Asia::Kathmandu, chrono_tz::America::St_Johns] {
         let mut per_day: BTreeMap<NaiveDate, u64> = BTreeMap::new();
-        for e in new_bans.iter().filter(|e| host.is_none_or(|h| e.host == h)) {
+        for e in &new_bans {
             *per_day
                 .entry(e.time.with_timezone(&tz).date_naive())
                 .or_default() += 1;

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_events_keyed_by_time.sql"),
     include_str!("migrations/0005_decisions.sql"),
     include_str!("migrations/0006_service_state.sql"),
+    include_str!("migrations/0007_scoped_windows.sql"),
 ];
 
 /// Brings the schema up to date; refuses a database written by a newer Aegis.

@@ -185,6 +185,23 @@ impl SqliteStorage {
         .await
     }
 
+    /// Runs `f` in one IMMEDIATE transaction on the writer, committed when it succeeds.
+    async fn write_tx<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(sql_err)?;
+            let value = f(&tx).map_err(sql_err)?;
+            tx.commit().map_err(sql_err)?;
+            Ok(value)
+        })
+        .await
+    }
+
     /// Runs `f` on the writer connection when it is free within a moment;
     /// `Ok(None)` when it is not, or when the database refuses the write
     /// (locked for long by another process): the caller has another way.
@@ -428,16 +445,12 @@ impl Storage for SqliteStorage {
 
     async fn maintain(&self) -> Result<()> {
         self.write(write::restore_address_index).await?;
+        let now = Utc::now().timestamp_millis();
+        let kept = self.write_tx(move |tx| window::kept(tx, now)).await?;
         // One transaction per window: writers queue behind one window at a time.
-        for win in window::WINDOWS {
-            self.write(move |conn| {
-                let tx = conn
-                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                    .map_err(sql_err)?;
-                window::maintain(&tx, win, Utc::now().timestamp_millis()).map_err(sql_err)?;
-                tx.commit().map_err(sql_err)
-            })
-            .await?;
+        for win in kept {
+            self.write_tx(move |tx| window::maintain(tx, win, now))
+                .await?;
         }
         Ok(())
     }

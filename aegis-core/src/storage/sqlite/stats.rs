@@ -129,10 +129,11 @@ pub(super) fn windowed<T>(
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(sql_err)?;
-    let result = match super::window::prepare(&tx, q).map_err(sql_err)? {
-        Some(win) => Some(f(&tx, win)?),
-        None => None,
-    };
+    let result =
+        match super::window::prepare(&tx, q, Utc::now().timestamp_millis()).map_err(sql_err)? {
+            Some(win) => Some(f(&tx, win)?),
+            None => None,
+        };
     tx.commit().map_err(sql_err)?;
     Ok(result)
 }

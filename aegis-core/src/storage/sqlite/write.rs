@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::sql_err;
 use crate::error::Result;
@@ -117,20 +117,71 @@ fn upsert_address(
     ip: IpAddr,
     geo: Option<&Geo>,
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO ips (ip_key, network, country, asn, as_org) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (ip_key) DO UPDATE SET
-            country = coalesce(excluded.country, country),
-            asn = coalesce(excluded.asn, asn),
-            as_org = coalesce(excluded.as_org, as_org)",
-    )?
-    .execute(params![
-        key,
-        network_of(ip).to_string(),
+    let (country, asn, as_org) = (
         geo.and_then(|g| g.country.as_deref()),
         geo.and_then(|g| g.asn),
-        geo.and_then(|g| g.as_org.as_deref())
-    ])?;
+        geo.and_then(|g| g.as_org.as_deref()),
+    );
+    let added = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO ips (ip_key, network, country, asn, as_org)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            key,
+            network_of(ip).to_string(),
+            country,
+            asn,
+            as_org
+        ])?;
+    if added == 0 && geo.is_some() {
+        // What a new event says of a known address fills in or replaces what was known.
+        locate(tx, key, country, asn, as_org, true)?;
+    }
+    Ok(())
+}
+
+/// Sets an address's location (`keep_known`: where the new one says nothing,
+/// the old stays) and keeps the windows right: their rows move to the new
+/// keys (the triggers move the totals), and the windows scoped to a country
+/// it left or joined are emptied to be built again.
+fn locate(
+    tx: &rusqlite::Transaction<'_>,
+    key: &[u8],
+    country: Option<&str>,
+    asn: Option<u32>,
+    as_org: Option<&str>,
+    keep_known: bool,
+) -> rusqlite::Result<()> {
+    let known: Option<(Option<String>, Option<u32>, Option<String>)> = tx
+        .prepare_cached("SELECT country, asn, as_org FROM ips WHERE ip_key = ?1")?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((old_country, old_asn, old_org)) = known else {
+        return Ok(());
+    };
+    let (country, asn, as_org) = if keep_known {
+        (
+            country.or(old_country.as_deref()),
+            asn.or(old_asn),
+            as_org.or(old_org.as_deref()),
+        )
+    } else {
+        (country, asn, as_org)
+    };
+    if (country, asn, as_org) == (old_country.as_deref(), old_asn, old_org.as_deref()) {
+        return Ok(());
+    }
+    tx.prepare_cached("UPDATE ips SET country = ?2, asn = ?3, as_org = ?4 WHERE ip_key = ?1")?
+        .execute(params![key, country, asn, as_org])?;
+    tx.prepare_cached(
+        "UPDATE win_ip SET country = ?2, asn = ?3, as_org = ?4
+         WHERE win IN (SELECT win FROM win_state) AND ip_key = ?1",
+    )?
+    .execute(params![key, country, asn, as_org])?;
+    if country != old_country.as_deref() {
+        super::window::country_moved(tx, old_country.as_deref(), country)?;
+    }
     Ok(())
 }
 
@@ -319,16 +370,14 @@ pub(super) fn set_geo_many(conn: &mut Connection, updates: &[(IpAddr, Geo)]) -> 
                 ])
             })
             .map_err(sql_err)? as u64;
-        tx.prepare_cached("UPDATE ips SET country = ?2, asn = ?3, as_org = ?4 WHERE ip_key = ?1")
-            .and_then(|mut s| s.execute(params![&key[..], geo.country, geo.asn, geo.as_org]))
-            .map_err(sql_err)?;
-        // The triggers move the address's counts to its new keys.
-        tx.prepare_cached(
-            "UPDATE win_ip SET country = ?2, asn = ?3, as_org = ?4
-             WHERE win IN (SELECT win FROM win_state) AND ip_key = ?1
-             AND (country IS NOT ?2 OR asn IS NOT ?3 OR as_org IS NOT ?4)",
+        locate(
+            &tx,
+            &key,
+            geo.country.as_deref(),
+            geo.asn,
+            geo.as_org.as_deref(),
+            false,
         )
-        .and_then(|mut s| s.execute(params![&key[..], geo.country, geo.asn, geo.as_org]))
         .map_err(sql_err)?;
     }
     tx.commit().map_err(sql_err)?;
