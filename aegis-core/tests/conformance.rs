@@ -389,10 +389,13 @@ async fn currently_banned_follows_bans_and_unbans(store: Store) {
     let now = Utc::now();
     let mut permanent = ban("203.0.113.1", "sshd", "web1", now - Duration::days(3));
     permanent.bantime = Some(-1);
+    permanent.geo = Some(geo("CN"));
     let mut expired = ban("203.0.113.2", "sshd", "web1", now - Duration::hours(2));
     expired.bantime = Some(600);
+    expired.geo = Some(geo("CN"));
     let mut active = ban("203.0.113.3", "sshd", "web1", now - Duration::minutes(1));
     active.bantime = Some(3600);
+    active.geo = Some(geo("DE"));
     let mut released = ban("203.0.113.4", "sshd", "web1", now - Duration::minutes(2));
     released.bantime = Some(3600);
     let mut unban = released.clone();
@@ -422,6 +425,12 @@ async fn currently_banned_follows_bans_and_unbans(store: Store) {
         .unwrap();
     let s = store.summary(&StatsQuery::last_days(7)).await.unwrap();
     assert_eq!(s.currently_banned, 2, "permanent and active only: {s:?}");
+    for (country, banned) in [("CN", 1), ("DE", 1), ("FR", 0)] {
+        let mut q = StatsQuery::last_days(7);
+        q.scope.country = Some(country.into());
+        let s = store.summary(&q).await.unwrap();
+        assert_eq!(s.currently_banned, banned, "in {country}: {s:?}");
+    }
 }
 
 async fn bans_per_day_is_zero_filled_in_the_time_zone(store: Store) {

@@ -104,7 +104,17 @@ pub(super) fn currently_banned(
     now: DateTime<Utc>,
 ) -> Result<u64> {
     let mut args = vec![Value::Integer(now.timestamp_millis())];
-    let narrow = narrowing(q, &mut args, None);
+    // The bans in force are few, a country's addresses may be many: each ban
+    // looks its address up rather than the country's addresses being listed.
+    let mut by_event = q.clone();
+    let country = by_event.scope.country.take();
+    let mut narrow = narrowing(&by_event, &mut args, None);
+    if let Some(country) = country {
+        narrow.push_str(
+            " AND EXISTS (SELECT 1 FROM ips i WHERE i.ip_key = active_bans.ip_key AND i.country = ?)",
+        );
+        args.push(Value::Text(country));
+    }
     conn.query_row(
         &format!(
             "SELECT count(DISTINCT ip_key) FROM active_bans
