@@ -40,6 +40,8 @@ const MAX_SCOPED: i64 = 64;
 /// A scoped window unread for this long is dropped by `maintain`.
 const UNREAD_MS: i64 = 7 * DAY_MS;
 
+const HOUR_MS: i64 = 3_600_000;
+
 /// Which `win_state` rows are scoped.
 const SCOPED: &str = "(host IS NOT NULL OR jail IS NOT NULL OR country IS NOT NULL)";
 
@@ -196,8 +198,10 @@ pub(super) fn prepare(
         Some(window) => window,
         None => create(tx, span, &q.scope, since, now)?,
     };
-    tx.prepare_cached("UPDATE win_state SET read_at = ?2 WHERE win = ?1")?
-        .execute([window.win, now])?;
+    // Hourly is precise enough for dropping windows unread for days, and
+    // spares most reads a write.
+    tx.prepare_cached("UPDATE win_state SET read_at = ?2 WHERE win = ?1 AND read_at < ?2 - ?3")?
+        .execute([window.win, now, HOUR_MS])?;
     if !window.built {
         let in_range: i64 = tx
             .prepare_cached(
