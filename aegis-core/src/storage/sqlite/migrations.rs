@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_decisions.sql"),
     include_str!("migrations/0006_service_state.sql"),
     include_str!("migrations/0007_scoped_windows.sql"),
+    include_str!("migrations/0008_country_slots.sql"),
 ];
 
 /// Brings the schema up to date; refuses a database written by a newer Aegis.

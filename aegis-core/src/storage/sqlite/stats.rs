@@ -3,7 +3,8 @@
 //! Whole UTC days inside the range come from `ip_day`; the partial days at its
 //! edges come from `events` through its time index. Cost thus depends on the
 //! range, never on the total history. Counts and charts read 15-minute slots
-//! (`ban_totals`, or `ban_slots` when scoped to a host or jail).
+//! (`ban_totals`; `ban_slots` when scoped to a host or jail, `country_slots`
+//! to a country).
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -47,7 +48,8 @@ fn source(q: &StatsQuery) -> (String, Vec<Value>) {
     (branches.join(" UNION ALL "), args)
 }
 
-/// The host, jail and country terms; pushes the time bounds first when given.
+/// The host, jail and country terms; pushes the time bounds first when given,
+/// which means the rows are raw `events`.
 fn narrowing(q: &StatsQuery, args: &mut Vec<Value>, bounds: Option<(i64, i64)>) -> String {
     if let Some((from, to)) = bounds {
         args.push(Value::Integer(from));
@@ -63,7 +65,14 @@ fn narrowing(q: &StatsQuery, args: &mut Vec<Value>, bounds: Option<(i64, i64)>) 
         args.push(Value::Text(jail.clone()));
     }
     if let Some(country) = &q.scope.country {
-        sql.push_str(" AND ip_key IN (SELECT ip_key FROM ips WHERE country = ?)");
+        // Raw events are read over short spans (edges, partial days): each
+        // looks its address up. A summary's range may hold millions of rows:
+        // they are checked against the country's addresses, listed once.
+        sql.push_str(if bounds.is_some() {
+            " AND EXISTS (SELECT 1 FROM ips i WHERE i.ip_key = events.ip_key AND i.country = ?)"
+        } else {
+            " AND ip_key IN (SELECT ip_key FROM ips WHERE country = ?)"
+        });
         args.push(Value::Text(country.clone()));
     }
     sql
@@ -148,8 +157,8 @@ pub(super) fn windowed<T>(
     Ok(result)
 }
 
-/// New bans in the range: whole 15-minute slots from `ban_slots`, the partial
-/// slots at the edges (and any country filter) from raw events.
+/// New bans in the range: whole 15-minute slots from a slot summary, the
+/// partial slots at the edges (and a country with a host or jail) from raw events.
 pub(super) fn ban_count(conn: &Connection, q: &StatsQuery) -> Result<u64> {
     let (since, until) = (q.since.timestamp_millis(), q.until.timestamp_millis());
     if until <= since {
@@ -167,30 +176,38 @@ pub(super) fn ban_count(conn: &Connection, q: &StatsQuery) -> Result<u64> {
     };
     let first_slot = first_bucket_from(since, SLOT_MS);
     let end_slot = until.div_euclid(SLOT_MS);
-    if q.scope.country.is_some() || first_slot >= end_slot {
-        return Ok(count(raw(since, until)?));
-    }
     let mut args = vec![Value::Integer(first_slot), Value::Integer(end_slot)];
-    let sql = format!(
-        "SELECT coalesce(sum(bans), 0) FROM {} WHERE slot >= ? AND slot < ?{}",
-        slot_table(q),
-        narrowing(q, &mut args, None)
-    );
+    let slots = match slot_summary(q, &mut args) {
+        Some((table, narrow)) if first_slot < end_slot => format!(
+            "SELECT coalesce(sum(bans), 0) FROM {table} WHERE slot >= ? AND slot < ?{narrow}"
+        ),
+        _ => return Ok(count(raw(since, until)?)),
+    };
     let slots: i64 = conn
-        .prepare_cached(&sql)
+        .prepare_cached(&slots)
         .and_then(|mut s| s.query_row(rusqlite::params_from_iter(args), |r| r.get(0)))
         .map_err(sql_err)?;
     let edges = raw(since, first_slot * SLOT_MS)? + raw(end_slot * SLOT_MS, until)?;
     Ok(count(slots + edges))
 }
 
-/// The slot summary for a query without a country filter: the totals over
-/// every host and jail when it has no filter at all (one row per slot).
-fn slot_table(q: &StatsQuery) -> &'static str {
-    if q.scope.is_all() {
-        "ban_totals"
-    } else {
-        "ban_slots"
+/// The 15-minute slot summary that counts `q`'s scope and the terms that
+/// narrow it (their values pushed to `args`): the totals, per host and jail,
+/// or per country. `None` for a country together with a host or jail: a
+/// country is an attribute of the address, not of the host's and jail's slots.
+fn slot_summary(q: &StatsQuery, args: &mut Vec<Value>) -> Option<(&'static str, String)> {
+    let (host_or_jail, country) = (
+        q.scope.host.is_some() || q.scope.jail.is_some(),
+        &q.scope.country,
+    );
+    match (country, host_or_jail) {
+        (None, false) => Some(("ban_totals", String::new())),
+        (None, true) => Some(("ban_slots", narrowing(q, args, None))),
+        (Some(country), false) => {
+            args.push(Value::Text(country.clone()));
+            Some(("country_slots", " AND country = ?".into()))
+        }
+        (Some(_), true) => None,
     }
 }
 
@@ -199,22 +216,22 @@ pub(super) fn bans_per_day(conn: &Connection, q: &StatsQuery, tz: Tz) -> Result<
         return Ok(Vec::new());
     };
     let (from, to) = (days.from.timestamp_millis(), days.to.timestamp_millis());
-    // Country is an attribute of the address, not of the slot: read raw events then.
-    let mut args = Vec::new();
-    let sql = if q.scope.country.is_some() {
-        format!(
-            "SELECT time / {SLOT_MS}, count(*) FROM events
-             WHERE kind = 0 AND restored = 0 AND time >= ? AND time < ?{} GROUP BY 1",
-            narrowing(q, &mut args, Some((from, to)))
-        )
-    } else {
-        args.push(Value::Integer(from.div_euclid(SLOT_MS)));
-        args.push(Value::Integer(to.div_euclid(SLOT_MS)));
-        format!(
-            "SELECT slot, sum(bans) FROM {} WHERE slot >= ? AND slot < ?{} GROUP BY slot",
-            slot_table(q),
-            narrowing(q, &mut args, None)
-        )
+    let mut args = vec![
+        Value::Integer(from.div_euclid(SLOT_MS)),
+        Value::Integer(to.div_euclid(SLOT_MS)),
+    ];
+    let sql = match slot_summary(q, &mut args) {
+        Some((table, narrow)) => format!(
+            "SELECT slot, sum(bans) FROM {table} WHERE slot >= ? AND slot < ?{narrow} GROUP BY slot"
+        ),
+        None => {
+            args.clear();
+            format!(
+                "SELECT time / {SLOT_MS}, count(*) FROM events
+                 WHERE kind = 0 AND restored = 0 AND time >= ? AND time < ?{} GROUP BY 1",
+                narrowing(q, &mut args, Some((from, to)))
+            )
+        }
     };
     let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
     let rows = stmt

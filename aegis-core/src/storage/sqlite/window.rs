@@ -769,6 +769,14 @@ mod tests {
             .find(|s| s.1.as_deref() == Some("DE"));
         assert_eq!(germany_window.map(|s| s.2), Some(false), "emptied");
         assert_eq!(store.summary(&germany).await.unwrap().bans, 0);
+        // Its earlier ban moved with it; the new one is counted once.
+        let mut france = germany.clone();
+        france.scope.country = Some("FR".into());
+        for (q, bans) in [(&germany, 0), (&france, 2)] {
+            assert_eq!(store.ban_count(q).await.unwrap(), bans, "{q:?}");
+            let days = store.bans_per_day(q, chrono_tz::UTC).await.unwrap();
+            assert_eq!(days.iter().map(|d| d.bans).sum::<u64>(), bans, "{q:?}");
+        }
 
         store.maintain().await.unwrap();
         assert_eq!(scoped(&store).len(), 2, "read lately: kept");

@@ -40,7 +40,7 @@ pub(super) fn insert(conn: &mut Connection, events: &[BanEvent]) -> Result<Batch
         }
     }
     for (key, (ip, geo)) in addresses {
-        upsert_address(&tx, &key, ip, geo).map_err(sql_err)?;
+        upsert_address(&tx, &key, ip, geo, before).map_err(sql_err)?;
     }
     if outcome.inserted > 0 {
         fold(&tx, before, Present::of(events)).map_err(sql_err)?;
@@ -111,17 +111,16 @@ fn insert_one(tx: &rusqlite::Transaction<'_>, e: &BanEvent) -> rusqlite::Result<
 }
 
 /// Records an address's network and, when given, its geolocation.
+/// Records an address, or what a new event says of a known one's location
+/// (filling in or replacing what was known); `folded`: see [`locate`].
 fn upsert_address(
     tx: &rusqlite::Transaction<'_>,
     key: &[u8],
     ip: IpAddr,
     geo: Option<&Geo>,
+    folded: i64,
 ) -> rusqlite::Result<()> {
-    let (country, asn, as_org) = (
-        geo.and_then(|g| g.country.as_deref()),
-        geo.and_then(|g| g.asn),
-        geo.and_then(|g| g.as_org.as_deref()),
-    );
+    let place = Place::of(geo);
     let added = tx
         .prepare_cached(
             "INSERT OR IGNORE INTO ips (ip_key, network, country, asn, as_org)
@@ -130,57 +129,91 @@ fn upsert_address(
         .execute(params![
             key,
             network_of(ip).to_string(),
-            country,
-            asn,
-            as_org
+            place.country,
+            place.asn,
+            place.as_org
         ])?;
     if added == 0 && geo.is_some() {
-        // What a new event says of a known address fills in or replaces what was known.
-        locate(tx, key, country, asn, as_org, true)?;
+        locate(tx, key, place, true, folded)?;
     }
     Ok(())
 }
 
-/// Sets an address's location (`keep_known`: where the new one says nothing,
-/// the old stays) and keeps the windows right: their rows move to the new
-/// keys (the triggers move the totals), and the windows scoped to a country
-/// it left or joined are emptied to be built again.
+/// Where an address is, as `ips` keeps it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Place<'a> {
+    country: Option<&'a str>,
+    asn: Option<u32>,
+    as_org: Option<&'a str>,
+}
+
+impl<'a> Place<'a> {
+    fn of(geo: Option<&'a Geo>) -> Self {
+        Place {
+            country: geo.and_then(|g| g.country.as_deref()),
+            asn: geo.and_then(|g| g.asn),
+            as_org: geo.and_then(|g| g.as_org.as_deref()),
+        }
+    }
+
+    /// This place, the `known` one's fields standing where this one says nothing.
+    fn or(self, known: Place<'a>) -> Self {
+        Place {
+            country: self.country.or(known.country),
+            asn: self.asn.or(known.asn),
+            as_org: self.as_org.or(known.as_org),
+        }
+    }
+}
+
+/// Moves an address to `place` (`keep_known`: where `place` says nothing, the
+/// old stays) and keeps the summaries right: its bans move to the new country
+/// in `country_slots` (those of events up to row `folded`, the ones already
+/// counted), its window rows move to the new keys (the triggers move the
+/// totals), and the windows scoped to a country it left or joined are
+/// emptied to be built again.
 fn locate(
     tx: &rusqlite::Transaction<'_>,
     key: &[u8],
-    country: Option<&str>,
-    asn: Option<u32>,
-    as_org: Option<&str>,
+    place: Place<'_>,
     keep_known: bool,
+    folded: i64,
 ) -> rusqlite::Result<()> {
     let known: Option<(Option<String>, Option<u32>, Option<String>)> = tx
         .prepare_cached("SELECT country, asn, as_org FROM ips WHERE ip_key = ?1")?
         .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let Some((old_country, old_asn, old_org)) = known else {
+    let Some((country, asn, as_org)) = known else {
         return Ok(());
     };
-    let (country, asn, as_org) = if keep_known {
-        (
-            country.or(old_country.as_deref()),
-            asn.or(old_asn),
-            as_org.or(old_org.as_deref()),
-        )
-    } else {
-        (country, asn, as_org)
+    let old = Place {
+        country: country.as_deref(),
+        asn,
+        as_org: as_org.as_deref(),
     };
-    if (country, asn, as_org) == (old_country.as_deref(), old_asn, old_org.as_deref()) {
+    let new = if keep_known { place.or(old) } else { place };
+    if new == old {
         return Ok(());
     }
     tx.prepare_cached("UPDATE ips SET country = ?2, asn = ?3, as_org = ?4 WHERE ip_key = ?1")?
-        .execute(params![key, country, asn, as_org])?;
+        .execute(params![key, new.country, new.asn, new.as_org])?;
     tx.prepare_cached(
         "UPDATE win_ip SET country = ?2, asn = ?3, as_org = ?4
          WHERE win IN (SELECT win FROM win_state) AND ip_key = ?1",
     )?
-    .execute(params![key, country, asn, as_org])?;
-    if country != old_country.as_deref() {
-        super::window::country_moved(tx, old_country.as_deref(), country)?;
+    .execute(params![key, new.country, new.asn, new.as_org])?;
+    if new.country != old.country {
+        for (country, sign) in [(old.country, -1), (new.country, 1)] {
+            tx.prepare_cached(&format!(
+                "INSERT INTO country_slots (slot, country, bans)
+                 SELECT time / {SLOT_MS}, ?2, count(*) * ?3 FROM events
+                 WHERE ip_key = ?1 AND id <= ?4 AND kind = 0 AND restored = 0 AND ?2 IS NOT NULL
+                 GROUP BY 1
+                 ON CONFLICT (slot, country) DO UPDATE SET bans = bans + excluded.bans"
+            ))?
+            .execute(params![key, country, sign, folded])?;
+        }
+        super::window::country_moved(tx, old.country, new.country)?;
     }
     Ok(())
 }
@@ -222,6 +255,15 @@ fn fold(tx: &rusqlite::Transaction<'_>, after: i64, present: Present) -> rusqlit
              SELECT e.time / {SLOT_MS}, e.host, e.jail, count(*)
              FROM events e NOT INDEXED WHERE {NEW_BANS} GROUP BY 1, 2, 3
              ON CONFLICT (slot, host, jail) DO UPDATE SET bans = bans + excluded.bans"
+        ))?
+        .execute([after])?;
+        // By the address's country as `ips` has it now (see `locate`).
+        tx.prepare_cached(&format!(
+            "INSERT INTO country_slots (slot, country, bans)
+             SELECT e.time / {SLOT_MS}, i.country, count(*)
+             FROM events e NOT INDEXED CROSS JOIN ips i ON i.ip_key = e.ip_key
+             WHERE {NEW_BANS} AND i.country IS NOT NULL GROUP BY 1, 2
+             ON CONFLICT (slot, country) DO UPDATE SET bans = bans + excluded.bans"
         ))?
         .execute([after])?;
         tx.prepare_cached(&format!(
@@ -306,7 +348,7 @@ pub(super) fn prune(conn: &mut Connection, before: DateTime<Utc>) -> Result<u64>
     let slot = cutoff.div_euclid(SLOT_MS);
     tx.execute("DELETE FROM ip_day WHERE day <= ?1", [day])
         .map_err(sql_err)?;
-    for table in ["ban_slots", "ban_totals"] {
+    for table in ["ban_slots", "ban_totals", "country_slots"] {
         tx.execute(&format!("DELETE FROM {table} WHERE slot <= ?1"), [slot])
             .map_err(sql_err)?;
     }
@@ -323,6 +365,14 @@ pub(super) fn prune(conn: &mut Connection, before: DateTime<Utc>) -> Result<u64>
          SELECT ?1, host, jail, count(*) FROM events
          WHERE time >= ?2 AND time < ?3 AND kind = 0 AND restored = 0
          GROUP BY host, jail",
+        params![slot, cutoff, (slot + 1) * SLOT_MS],
+    )
+    .map_err(sql_err)?;
+    tx.execute(
+        "INSERT INTO country_slots (slot, country, bans)
+         SELECT ?1, i.country, count(*) FROM events e CROSS JOIN ips i ON i.ip_key = e.ip_key
+         WHERE e.time >= ?2 AND e.time < ?3 AND e.kind = 0 AND e.restored = 0
+         AND i.country IS NOT NULL GROUP BY 2",
         params![slot, cutoff, (slot + 1) * SLOT_MS],
     )
     .map_err(sql_err)?;
@@ -351,6 +401,7 @@ pub(super) fn set_geo_many(conn: &mut Connection, updates: &[(IpAddr, Geo)]) -> 
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql_err)?;
     let mut changed = 0;
+    let folded = newest_id(&tx).map_err(sql_err)?;
     for (ip, geo) in updates {
         let key = ip_key(ip.to_canonical());
         changed += tx
@@ -370,15 +421,7 @@ pub(super) fn set_geo_many(conn: &mut Connection, updates: &[(IpAddr, Geo)]) -> 
                 ])
             })
             .map_err(sql_err)? as u64;
-        locate(
-            &tx,
-            &key,
-            geo.country.as_deref(),
-            geo.asn,
-            geo.as_org.as_deref(),
-            false,
-        )
-        .map_err(sql_err)?;
+        locate(&tx, &key, Place::of(Some(geo)), false, folded).map_err(sql_err)?;
     }
     tx.commit().map_err(sql_err)?;
     Ok(changed)
