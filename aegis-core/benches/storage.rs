@@ -67,8 +67,9 @@ const NAIVE_TOP: &str =
 const NAIVE_COUNTRIES: &str = "SELECT country, count(*) AS n, count(DISTINCT ip_key) FROM events \
     WHERE kind = 0 AND restored = 0 AND time >= ?1 AND time < ?2 GROUP BY country ORDER BY n DESC LIMIT 10";
 
-/// The naive summary and country ranking of a view narrowed by `term`.
-fn naive_view(term: &str) -> [String; 2] {
+/// The naive summary, country ranking, bans per day and ban count of a view
+/// narrowed by `term`.
+fn naive_view(term: &str) -> [String; 4] {
     let new_bans = "kind = 0 AND restored = 0 AND time >= ?1 AND time < ?2";
     [
         format!(
@@ -79,6 +80,10 @@ fn naive_view(term: &str) -> [String; 2] {
             "SELECT country, count(*) AS n, count(DISTINCT ip_key) FROM events \
              WHERE {new_bans} AND {term} GROUP BY country ORDER BY n DESC LIMIT 10"
         ),
+        format!(
+            "SELECT time / 86400000, count(*) FROM events WHERE {new_bans} AND {term} GROUP BY 1"
+        ),
+        format!("SELECT count(*) FROM events WHERE {new_bans} AND {term}"),
     ]
 }
 
@@ -318,10 +323,20 @@ async fn main() {
                 let summary = measure(21, || async { store.summary(&q()).await }).await;
                 let countries =
                     measure(21, || async { store.top(&q(), TopBy::Country, 10).await }).await;
-                for ((statistic, (p50, p95)), sql) in
-                    [("summary", summary), ("top countries (10)", countries)]
-                        .into_iter()
-                        .zip(naive_view(term))
+                let daily = measure(21, || async {
+                    store.bans_per_day(&q(), chrono_tz::Europe::Berlin).await
+                })
+                .await;
+                // What a view's page asks of the period before, to compare.
+                let counted = measure(21, || async { store.ban_count(&q()).await }).await;
+                for ((statistic, (p50, p95)), sql) in [
+                    ("summary", summary),
+                    ("top countries (10)", countries),
+                    ("bans per day", daily),
+                    ("ban count", counted),
+                ]
+                .into_iter()
+                .zip(naive_view(term))
                 {
                     let (naive_p50, _) = measure(1, || async { naive(&raw, &sql, &q()) }).await;
                     println!(
