@@ -37,6 +37,10 @@ const MAX_TIES: u32 = 1_000;
 /// Scoped windows kept at most: a new one replaces the least recently read.
 const MAX_SCOPED: i64 = 64;
 
+/// Scoped windows `maintain` builds at most per run: visitors asking for many
+/// views (a crawler walking every country) cannot keep it building.
+const BUILDS_PER_RUN: i64 = 4;
+
 /// A scoped window unread for this long is dropped by `maintain`.
 const UNREAD_MS: i64 = 7 * DAY_MS;
 
@@ -134,8 +138,8 @@ fn load(tx: &Transaction<'_>, win: i64) -> rusqlite::Result<Option<Window>> {
     .optional()
 }
 
-/// Records a window to build, cut at `cut`; a scoped one beyond the
-/// limit replaces the least recently read.
+/// Records a window to build, cut at `cut`; a scoped one beyond the limit
+/// replaces the longest waiting to be built, else the least recently read.
 fn create(
     tx: &Transaction<'_>,
     span: i64,
@@ -150,7 +154,7 @@ fn create(
         if scoped >= MAX_SCOPED {
             let least_read: i64 = tx
                 .prepare_cached(&format!(
-                    "SELECT win FROM win_state WHERE {SCOPED} ORDER BY read_at LIMIT 1"
+                    "SELECT win FROM win_state WHERE {SCOPED} ORDER BY built, read_at LIMIT 1"
                 ))?
                 .query_row([], |r| r.get(0))?;
             drop_window(tx, least_read)?;
@@ -220,9 +224,10 @@ pub(super) fn prepare(
     Ok(Some(window.win))
 }
 
-/// The windows `maintain` keeps, unscoped first: one of each length over
-/// everything (recorded when missing), and the scoped ones read lately (those
-/// left unread are dropped).
+/// The windows `maintain` works on, unscoped first: one of each length over
+/// everything (recorded when missing), the scoped ones built and read lately
+/// (those left unread are dropped), and the scoped ones asked for, a few per
+/// run, the most recently asked first.
 pub(super) fn kept(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<Vec<i64>> {
     for span in WINDOWS {
         if find(tx, span, &Scope::ALL)?.is_none() {
@@ -238,11 +243,20 @@ pub(super) fn kept(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<Vec<i64>>
     for win in unread {
         drop_window(tx, win)?;
     }
-    tx.prepare(&format!(
-        "SELECT win FROM win_state ORDER BY {SCOPED}, span, win"
-    ))?
-    .query_map([], |r| r.get(0))?
-    .collect()
+    let mut kept: Vec<i64> = tx
+        .prepare(&format!(
+            "SELECT win FROM win_state WHERE built OR NOT {SCOPED} ORDER BY {SCOPED}, span, win"
+        ))?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let asked = tx
+        .prepare(&format!(
+            "SELECT win FROM win_state WHERE NOT built AND {SCOPED} ORDER BY read_at DESC LIMIT ?1"
+        ))?
+        .query_map([BUILDS_PER_RUN], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    kept.extend(asked);
+    Ok(kept)
 }
 
 /// Builds window `win`, or brings it up to the newest event, with its cut at
@@ -727,6 +741,38 @@ mod tests {
         assert_eq!(summary.bans, 3);
         let year = states(&store).into_iter().find(|s| s.0 == 365 * DAY_MS);
         assert_eq!(year.map(|s| s.3), Some(3), "the request folded the new ban");
+    }
+
+    /// Views asked for while too large to build at once wait for `maintain`,
+    /// which builds a few per run.
+    #[tokio::test]
+    async fn maintain_builds_a_few_asked_for_views_per_run() {
+        let store = SqliteStorage::open_in_memory().unwrap();
+        let jails = ["j0", "j1", "j2", "j3", "j4", "j5"];
+        let now = Utc::now();
+        let events: Vec<BanEvent> = (0..REQUEST_FOLD + 600)
+            .map(|i| {
+                let ip = format!("192.0.2.{}", i % 200).parse().unwrap();
+                let (jail, time) = (jails[i as usize % 6], now - Duration::seconds(60 + i));
+                BanEvent::new(EventKind::Ban, ip, jail, "web1", time).unwrap()
+            })
+            .collect();
+        store.record_batch(&events).await.unwrap();
+        for jail in jails {
+            let mut q = StatsQuery::last_days(7);
+            q.scope.jail = Some(jail.into());
+            let want = events.iter().filter(|e| e.jail == jail).count() as u64;
+            assert_eq!(store.summary(&q).await.unwrap().bans, want, "{jail}");
+        }
+        let built = |store: &SqliteStorage| {
+            let states = states(store);
+            states.iter().filter(|s| s.1.is_some() && s.2).count()
+        };
+        assert_eq!(built(&store), 0, "too large for a request");
+        store.maintain().await.unwrap();
+        assert_eq!(built(&store), BUILDS_PER_RUN as usize);
+        store.maintain().await.unwrap();
+        assert_eq!(built(&store), jails.len());
     }
 
     /// A scoped query makes its window, `maintain` keeps it while it is read
