@@ -518,11 +518,13 @@ async fn statistics_match_a_naive_model(store: Store) {
     }
 }
 
+/// The window lengths, in days.
+const DAYS: [i64; 5] = [1, 7, 30, 90, 365];
+
 /// The rolling 24 h / 7 d / 30 d / 90 d / 365 d windows: built by a request or
 /// by `maintain`, folded small and large, moved forward to odd moments, fed
 /// late events, re-located and pruned, always equal to the naive computation.
 async fn rolling_windows_match_the_naive_model(store: Store) {
-    const DAYS: [i64; 5] = [1, 7, 30, 90, 365];
     let mut rng = traffic::Rng::with_seed(0xa11);
     let now = Utc::now() - Duration::minutes(1);
     let start = now - Duration::days(400);
@@ -616,7 +618,7 @@ async fn rolling_windows_match_the_naive_model(store: Store) {
 
 /// [`check_against_model`] for every window length and every view, ending at `until`.
 async fn check_views(store: &Store, events: &[BanEvent], views: &[Scope], until: DateTime<Utc>) {
-    for days in [1, 7, 30, 90, 365] {
+    for days in DAYS {
         for scope in views {
             let mut q = StatsQuery::range(until - Duration::days(days), until);
             q.scope = scope.clone();
