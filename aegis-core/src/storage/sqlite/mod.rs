@@ -630,5 +630,21 @@ mod tests {
         store.maintain().await.unwrap();
         assert!(has_index(&store));
         assert_eq!(store.ip_history(one).await.unwrap().len(), 1);
+
+        // An address that moves country during a bulk load has its earlier
+        // bans moved through the index, which is built again for it.
+        store.expect_bulk(1_000_000).await.unwrap();
+        assert!(!has_index(&store));
+        let mut moved = ban(7);
+        moved.time += chrono::Duration::seconds(1);
+        moved.geo = Some(crate::event::Geo {
+            country: Some("FR".into()),
+            ..Default::default()
+        });
+        store.record(&moved).await.unwrap();
+        assert!(has_index(&store));
+        let mut france = StatsQuery::last_days(1);
+        france.scope.country = Some("FR".into());
+        assert_eq!(store.ban_count(&france).await.unwrap(), 2);
     }
 }

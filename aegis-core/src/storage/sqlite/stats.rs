@@ -27,14 +27,14 @@ fn source(q: &StatsQuery) -> (String, Vec<Value>) {
         branches.push(format!(
             "SELECT ip_key, host, jail, 1 AS bans, time AS first, time AS last FROM events
              WHERE kind = 0 AND restored = 0 AND time >= ? AND time < ?{}",
-            narrowing(q, args, Some((from, to)))
+            narrowing(q, args, Rows::Events(from, to))
         ));
     };
     let first_day = first_bucket_from(since, DAY_MS);
     let end_day = until.div_euclid(DAY_MS);
     if first_day < end_day {
         let mut day_args = vec![Value::Integer(first_day), Value::Integer(end_day)];
-        let narrow = narrowing(q, &mut day_args, None);
+        let narrow = narrowing(q, &mut day_args, Rows::Summary);
         branches.push(format!(
             "SELECT ip_key, host, jail, bans, first, last FROM ip_day
              WHERE day >= ? AND day < ?{narrow}"
@@ -48,10 +48,22 @@ fn source(q: &StatsQuery) -> (String, Vec<Value>) {
     (branches.join(" UNION ALL "), args)
 }
 
-/// The host, jail and country terms; pushes the time bounds first when given,
-/// which means the rows are raw `events`.
-fn narrowing(q: &StatsQuery, args: &mut Vec<Value>, bounds: Option<(i64, i64)>) -> String {
-    if let Some((from, to)) = bounds {
+/// The rows a narrowing applies to, which decides how a country is checked.
+#[derive(Clone, Copy)]
+enum Rows {
+    /// Raw `events` in `[from, to)`, read over short spans (edges, partial
+    /// days): each row looks its address up. The bounds are pushed first.
+    Events(i64, i64),
+    /// The bans in force (`active_bans`): few, each looks its address up.
+    InForce,
+    /// A summary's range, perhaps millions of rows: checked against the
+    /// country's addresses, listed once.
+    Summary,
+}
+
+/// The host, jail and country terms for `rows`, their values pushed to `args`.
+fn narrowing(q: &StatsQuery, args: &mut Vec<Value>, rows: Rows) -> String {
+    if let Rows::Events(from, to) = rows {
         args.push(Value::Integer(from));
         args.push(Value::Integer(to));
     }
@@ -65,13 +77,15 @@ fn narrowing(q: &StatsQuery, args: &mut Vec<Value>, bounds: Option<(i64, i64)>) 
         args.push(Value::Text(jail.clone()));
     }
     if let Some(country) = &q.scope.country {
-        // Raw events are read over short spans (edges, partial days): each
-        // looks its address up. A summary's range may hold millions of rows:
-        // they are checked against the country's addresses, listed once.
-        sql.push_str(if bounds.is_some() {
-            " AND EXISTS (SELECT 1 FROM ips i WHERE i.ip_key = events.ip_key AND i.country = ?)"
-        } else {
-            " AND ip_key IN (SELECT ip_key FROM ips WHERE country = ?)"
+        let looked_up = |table: &str| {
+            format!(
+                " AND EXISTS (SELECT 1 FROM ips i WHERE i.ip_key = {table}.ip_key AND i.country = ?)"
+            )
+        };
+        sql.push_str(&match rows {
+            Rows::Events(..) => looked_up("events"),
+            Rows::InForce => looked_up("active_bans"),
+            Rows::Summary => " AND ip_key IN (SELECT ip_key FROM ips WHERE country = ?)".into(),
         });
         args.push(Value::Text(country.clone()));
     }
@@ -113,17 +127,7 @@ pub(super) fn currently_banned(
     now: DateTime<Utc>,
 ) -> Result<u64> {
     let mut args = vec![Value::Integer(now.timestamp_millis())];
-    // The bans in force are few, a country's addresses may be many: each ban
-    // looks its address up rather than the country's addresses being listed.
-    let mut by_event = q.clone();
-    let country = by_event.scope.country.take();
-    let mut narrow = narrowing(&by_event, &mut args, None);
-    if let Some(country) = country {
-        narrow.push_str(
-            " AND EXISTS (SELECT 1 FROM ips i WHERE i.ip_key = active_bans.ip_key AND i.country = ?)",
-        );
-        args.push(Value::Text(country));
-    }
+    let narrow = narrowing(q, &mut args, Rows::InForce);
     conn.query_row(
         &format!(
             "SELECT count(DISTINCT ip_key) FROM active_bans
@@ -168,7 +172,7 @@ pub(super) fn ban_count(conn: &Connection, q: &StatsQuery) -> Result<u64> {
         let mut args = Vec::new();
         let sql = format!(
             "SELECT count(*) FROM events WHERE kind = 0 AND restored = 0 AND time >= ? AND time < ?{}",
-            narrowing(q, &mut args, Some((from, to)))
+            narrowing(q, &mut args, Rows::Events(from, to))
         );
         conn.prepare_cached(&sql)
             .and_then(|mut s| s.query_row(rusqlite::params_from_iter(args), |r| r.get(0)))
@@ -202,7 +206,7 @@ fn slot_summary(q: &StatsQuery, args: &mut Vec<Value>) -> Option<(&'static str, 
     );
     match (country, host_or_jail) {
         (None, false) => Some(("ban_totals", String::new())),
-        (None, true) => Some(("ban_slots", narrowing(q, args, None))),
+        (None, true) => Some(("ban_slots", narrowing(q, args, Rows::Summary))),
         (Some(country), false) => {
             args.push(Value::Text(country.clone()));
             Some(("country_slots", " AND country = ?".into()))
@@ -229,7 +233,7 @@ pub(super) fn bans_per_day(conn: &Connection, q: &StatsQuery, tz: Tz) -> Result<
             format!(
                 "SELECT time / {SLOT_MS}, count(*) FROM events
                  WHERE kind = 0 AND restored = 0 AND time >= ? AND time < ?{} GROUP BY 1",
-                narrowing(q, &mut args, Some((from, to)))
+                narrowing(q, &mut args, Rows::Events(from, to))
             )
         }
     };

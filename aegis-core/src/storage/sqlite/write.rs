@@ -203,6 +203,9 @@ fn locate(
     )?
     .execute(params![key, new.country, new.asn, new.as_org])?;
     if new.country != old.country {
+        // The address's events are found through its index, which a bulk
+        // load may have set aside: without it each move would scan them all.
+        address_index(tx)?;
         for (country, sign) in [(old.country, -1), (new.country, 1)] {
             tx.prepare_cached(&format!(
                 "INSERT INTO country_slots (slot, country, bans)
@@ -324,12 +327,15 @@ pub(super) fn expect_bulk(conn: &mut Connection, events: u64) -> Result<()> {
 
 /// Builds the per-address index when a bulk load (finished or not) left it out.
 pub(super) fn restore_address_index(conn: &mut Connection) -> Result<()> {
+    address_index(conn).map_err(sql_err)
+}
+
+fn address_index(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute(
         "CREATE INDEX IF NOT EXISTS events_ip ON events (ip_key, time)",
         [],
     )
     .map(drop)
-    .map_err(sql_err)
 }
 
 pub(super) fn prune(conn: &mut Connection, before: DateTime<Utc>) -> Result<u64> {
