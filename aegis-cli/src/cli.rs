@@ -10,6 +10,36 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "aegis", version = aegis_core::VERSION, about, after_help = EXIT_CODES)]
 pub struct Cli {
+    /// Options every subcommand takes.
+    #[command(flatten)]
+    pub globals: Globals,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// This process's command line. fail2ban's action line (`aegis ban|unban
+    /// …`) is parsed by a command that knows only those two: the call fail2ban
+    /// waits on then builds none of the other subcommands' arguments, most of
+    /// the parser's start-up. A global option before the subcommand takes the
+    /// full parser, with the same result.
+    pub fn from_env() -> Self {
+        let args: Vec<OsString> = std::env::args_os().collect();
+        if matches!(args.get(1).and_then(|a| a.to_str()), Some("ban" | "unban")) {
+            let line = ActionLine::parse_from(args);
+            return Cli {
+                globals: line.globals,
+                command: Command::Action(line.action),
+            };
+        }
+        Cli::parse_from(args)
+    }
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub struct Globals {
     /// Configuration file (default: /etc/aegis/aegis.toml when present).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -19,22 +49,37 @@ pub struct Cli {
     /// Geolocation databases.
     #[command(flatten)]
     pub geo: GeoArgs,
-    /// What to do.
+}
+
+/// [`Cli`] cut down to fail2ban's action line.
+#[derive(Debug, Parser)]
+#[command(name = "aegis", version = aegis_core::VERSION, about, after_help = EXIT_CODES)]
+struct ActionLine {
+    #[command(flatten)]
+    globals: Globals,
     #[command(subcommand)]
-    pub command: Command,
+    action: Action,
 }
 
 const EXIT_CODES: &str = "Exit codes: 0 success (a ban that could only be spooled is a success), \
 1 storage or I/O failure, 2 invalid input or usage, 3 configuration error, \
 4 an event could be neither stored nor spooled.";
 
-/// The subcommands.
+/// What fail2ban's actions call.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub enum Action {
     /// Record a ban (called by fail2ban's actionban).
     Ban(EventArgs),
     /// Record an unban (called by fail2ban's actionunban).
     Unban(EventArgs),
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// `ban` and `unban`.
+    #[command(flatten)]
+    Action(Action),
     /// Store every spooled event now (after any writer at work finishes).
     Flush,
     /// Headline figures, bans per day and top offenders.

@@ -22,14 +22,14 @@ pub struct Context {
 impl Context {
     /// Loads settings and applies the global flags.
     pub fn load(cli: &Cli) -> Result<Self> {
-        let mut settings = Settings::load(cli.config.as_deref())?;
-        if let Some(url) = &cli.storage {
+        let mut settings = Settings::load(cli.globals.config.as_deref())?;
+        if let Some(url) = &cli.globals.storage {
             settings.storage.url = Some(url.clone());
         }
-        if let Some(path) = &cli.geo.city_db {
+        if let Some(path) = &cli.globals.geo.city_db {
             settings.geo.city_db = Some(path.clone());
         }
-        if let Some(path) = &cli.geo.asn_db {
+        if let Some(path) = &cli.globals.geo.asn_db {
             settings.geo.asn_db = Some(path.clone());
         }
         let storage_url = settings.storage_url()?;
@@ -53,7 +53,9 @@ impl Context {
             log.warning(&format!("not sharing bans: {e}"));
             None
         });
-        Spool::new(self.settings.spool_dir(), log).sharing(policy)
+        Spool::new(self.settings.spool_dir(), log)
+            .sharing(policy)
+            .locating(self.settings.geo.clone())
     }
 
     /// The configured geolocation sources.
@@ -64,13 +66,9 @@ impl Context {
     /// The configured sources, or the built-in country data when they cannot be
     /// opened (with a warning): recording must not fail over geolocation.
     pub fn geolocator_or_builtin(&self) -> Option<Geolocator> {
-        match self.geolocator() {
-            Ok(g) => Some(g),
-            Err(e) => {
-                eprintln!("aegis: warning: {e:#}; using the built-in country data");
-                Geolocator::builtin().ok()
-            }
-        }
+        Geolocator::from_settings_or_builtin(&self.settings.geo, |e| {
+            eprintln!("aegis: warning: {e:#}; using the built-in country data");
+        })
     }
 
     /// The configured time zone.

@@ -23,7 +23,7 @@ use anyhow::Result;
 
 pub use cli::Cli;
 use cli::{
-    AgentCommand, Command, ConfigCommand, DecisionsCommand, Fail2banCommand, GeoCommand,
+    Action, AgentCommand, Command, ConfigCommand, DecisionsCommand, Fail2banCommand, GeoCommand,
     ImportCommand,
 };
 use context::Context;
@@ -36,8 +36,8 @@ pub fn run(cli: Cli) -> Result<()> {
     let ctx = Context::load(&cli)?;
     match cli.command {
         // Before any runtime exists: the ban path may fork its writer.
-        Command::Ban(args) => record::record(&ctx, EventKind::Ban, args),
-        Command::Unban(args) => record::record(&ctx, EventKind::Unban, args),
+        Command::Action(Action::Ban(args)) => record::record(&ctx, EventKind::Ban, args),
+        Command::Action(Action::Unban(args)) => record::record(&ctx, EventKind::Unban, args),
         Command::Flush => block_on(record::flush(&ctx)),
         Command::Fail2ban(Fail2banCommand::Install {
             dir,

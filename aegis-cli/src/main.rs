@@ -2,10 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    aegis_cli::run(aegis_cli::Cli::parse()).map_or_else(
+    aegis_cli::run(aegis_cli::Cli::from_env()).map_or_else(
         |e| {
             eprintln!("aegis: error: {e:#}");
             ExitCode::from(aegis_core::exit_code(e.as_ref()))

@@ -8,11 +8,13 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
+use aegis_core::geo::Geolocator;
 use aegis_core::{bound_matches, connect, parse_ip, parse_time, BanEvent, Error, EventKind};
 use anyhow::{bail, Result};
 
 use crate::cli::EventArgs;
 use crate::context::Context;
+use crate::spool::Drainer;
 use crate::writer;
 
 /// How long a call waits for a local store when it cannot spool, unless configured.
@@ -25,15 +27,17 @@ const REMOTE_TIMEOUT: Duration = Duration::from_millis(800);
 ///
 /// Runs before any other thread exists, so that it may fork the writer.
 pub fn record(ctx: &Context, kind: EventKind, args: EventArgs) -> Result<()> {
+    // Located by the writer, off fail2ban's clock: opening the geolocation
+    // data (and the user's city and ASN databases) is much of this call's work.
     let (mut event, notes) = build_event(kind, args, &ctx.host)?;
+    if let Err(e) = Geolocator::check(&ctx.settings.geo) {
+        eprintln!("aegis: warning: {e:#}; the {kind} is located by the built-in country data");
+    }
     for note in notes {
         eprintln!(
             "aegis: warning: {note}; the {kind} of {} is recorded",
             event.ip
         );
-    }
-    if let Some(geo) = ctx.geolocator_or_builtin() {
-        event.geo = geo.locate(event.ip);
     }
     let spool = ctx.spool();
     if let Some(why) = spool.last_failure() {
@@ -49,7 +53,7 @@ pub fn record(ctx: &Context, kind: EventKind, args: EventArgs) -> Result<()> {
             }
             Ok(())
         }
-        Err(spool_failed) => match store_directly(ctx, &event) {
+        Err(spool_failed) => match store_directly(ctx, &mut event) {
             Ok(()) => {
                 eprintln!(
                     "aegis: warning: {spool_failed:#}; {} {} stored directly",
@@ -66,7 +70,10 @@ pub fn record(ctx: &Context, kind: EventKind, args: EventArgs) -> Result<()> {
 }
 
 /// The way round a spool that cannot be written: the store, within a bound.
-fn store_directly(ctx: &Context, event: &BanEvent) -> Result<()> {
+fn store_directly(ctx: &Context, event: &mut BanEvent) -> Result<()> {
+    if let Some(geo) = ctx.geolocator_or_builtin() {
+        event.geo = geo.locate(event.ip);
+    }
     let timeout = ctx
         .settings
         .storage
@@ -100,7 +107,7 @@ fn store_directly(ctx: &Context, event: &BanEvent) -> Result<()> {
 pub async fn flush(ctx: &Context) -> Result<()> {
     let spool = ctx.spool();
     let drained = spool
-        .store_all(&ctx.storage_url, true)
+        .store_all(&ctx.storage_url, Drainer::Flush)
         .await?
         .unwrap_or_default();
     println!(

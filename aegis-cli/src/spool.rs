@@ -6,13 +6,17 @@
 //! store, a batch at a time, deleting files once stored; a crash between the two
 //! at worst records an event twice, which the store's idempotence absorbs.
 
+use std::cell::OnceCell;
 use std::collections::HashSet;
 use std::fs::{self, File, TryLockError};
+use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aegis_core::geo::Geolocator;
 use aegis_core::share::SharePolicy;
+use aegis_core::GeoSettings;
 use aegis_core::{connect, BanEvent, BatchOutcome, Storage, StorageUrl};
 use anyhow::{Context, Result};
 
@@ -24,6 +28,22 @@ const BATCH: usize = 2_000;
 const LOCK: &str = ".lock";
 /// Why the last attempt to store spooled events failed; gone once one succeeds.
 const LAST_FAILURE: &str = ".last-failure";
+/// How long a writer waits for the store to connect or to take a batch: it is
+/// off fail2ban's clock, but a hung store must not keep a process alive
+/// forever. What it leaves stays spooled, and the next call starts another.
+/// Per step, so that a long backlog, stored batch by batch, is no failure.
+const WRITER_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Who moves the spool into the store.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Drainer {
+    /// `aegis flush`: waits for a writer at work, then for the store, as long
+    /// as it takes (its user can interrupt it).
+    Flush,
+    /// The writer `aegis ban` starts: leaves a spool another writer holds and
+    /// gives the store [`WRITER_PATIENCE`] per step.
+    Writer,
+}
 
 /// The spool directory.
 pub struct Spool {
@@ -32,6 +52,10 @@ pub struct Spool {
     log: SystemLog,
     /// Shares the bans stored, when `[share]` is on.
     policy: Option<SharePolicy>,
+    /// Locates the events spooled without a location (`aegis ban` leaves that
+    /// to the writer), opened at the first such event.
+    geo: GeoSettings,
+    geolocator: OnceCell<Option<Geolocator>>,
 }
 
 /// What a drain did.
@@ -52,12 +76,19 @@ impl Spool {
             dir,
             log,
             policy: None,
+            geo: GeoSettings::default(),
+            geolocator: OnceCell::new(),
         }
     }
 
     /// The same spool, sharing every batch it stores by `policy`.
     pub fn sharing(self, policy: Option<SharePolicy>) -> Self {
         Spool { policy, ..self }
+    }
+
+    /// The same spool, locating events by `geo`.
+    pub fn locating(self, geo: GeoSettings) -> Self {
+        Spool { geo, ..self }
     }
 
     /// Where it lives.
@@ -147,7 +178,8 @@ impl Spool {
             .is_ok_and(|f| matches!(f.try_lock(), Err(TryLockError::WouldBlock)))
     }
 
-    /// The writer's lock; `None` when another writer holds it and `wait` is false.
+    /// The writer's lock, waited for when `wait`; else `None` when another
+    /// writer holds it.
     fn lock(&self, wait: bool) -> Result<Option<File>> {
         self.create_dir()?;
         let path = self.dir.join(LOCK);
@@ -173,19 +205,19 @@ impl Spool {
 
     /// Stores every spooled event as the one writer, and keeps at it while events
     /// arrive: a call that found the lock taken leaves its event to the holder.
-    /// `None` when another writer holds the lock and `wait` is false. The store
+    /// `None` when another writer holds the lock and `drainer` is a writer. The store
     /// is opened only once the lock is held, so that a store that is slow to
     /// answer keeps one writer waiting, not one per ban. A failure is noted for
     /// the next `aegis ban` to report.
-    pub async fn store_all(&self, url: &StorageUrl, wait: bool) -> Result<Option<Drained>> {
-        let Some(mut lock) = self.lock(wait)? else {
+    pub async fn store_all(&self, url: &StorageUrl, drainer: Drainer) -> Result<Option<Drained>> {
+        let Some(mut lock) = self.lock(drainer == Drainer::Flush)? else {
             return Ok(None);
         };
         let stored = async {
-            let store = connect(url).await?;
+            let store = drainer.bounded(connect(url)).await?;
             let mut total = Drained::default();
             loop {
-                self.drain(store.as_ref(), &mut total).await?;
+                self.drain(store.as_ref(), drainer, &mut total).await?;
                 if fs::remove_file(self.dir.join(LAST_FAILURE)).is_ok() {
                     self.log.notice(&format!(
                         "the store takes events again; {} waiting in {} stored",
@@ -242,7 +274,12 @@ impl Spool {
     /// is set aside as `.bad`; one that cannot be read now (permissions, too many
     /// open files) stays for the next writer, and the drain ends with an error
     /// that says so.
-    async fn drain(&self, store: &dyn Storage, drained: &mut Drained) -> Result<()> {
+    async fn drain(
+        &self,
+        store: &dyn Storage,
+        drainer: Drainer,
+        drained: &mut Drained,
+    ) -> Result<()> {
         let mut unread: HashSet<PathBuf> = HashSet::new();
         let mut first_unread = None;
         loop {
@@ -254,7 +291,10 @@ impl Spool {
             let mut stored = Vec::with_capacity(files.len());
             for path in files {
                 match read_event(&path) {
-                    Read::Event(event) => {
+                    Read::Event(mut event) => {
+                        if event.geo.is_none() {
+                            event.geo = self.geolocator().and_then(|g| g.locate(event.ip));
+                        }
                         events.push(*event);
                         stored.push(path);
                     }
@@ -272,13 +312,13 @@ impl Spool {
             let BatchOutcome {
                 inserted,
                 duplicates,
-            } = store.record_batch(&events).await?;
+            } = drainer.bounded(store.record_batch(&events)).await?;
             drained.inserted += inserted;
             drained.duplicates += duplicates;
             // Before the files go: should this fail, the next drain stores the
             // batch again (as duplicates) and shares it again, which decides
             // nothing twice.
-            self.share(store, &events).await?;
+            drainer.bounded(self.share(store, &events)).await?;
             for path in stored {
                 match fs::remove_file(&path) {
                     Ok(()) => {}
@@ -298,6 +338,20 @@ impl Spool {
 }
 
 impl Spool {
+    /// The configured geolocation, or the built-in country data when it cannot
+    /// be opened: the writer has no terminal, so the system log is told why.
+    fn geolocator(&self) -> Option<&Geolocator> {
+        self.geolocator
+            .get_or_init(|| {
+                Geolocator::from_settings_or_builtin(&self.geo, |e| {
+                    let why = format!("{e:#}; locating by the built-in country data");
+                    eprintln!("aegis: warning: {why}");
+                    self.log.warning(&why);
+                })
+            })
+            .as_ref()
+    }
+
     async fn share(&self, store: &dyn Storage, events: &[BanEvent]) -> Result<()> {
         let Some(policy) = &self.policy else {
             return Ok(());
@@ -309,6 +363,25 @@ impl Spool {
             ));
         }
         Ok(())
+    }
+}
+
+impl Drainer {
+    /// `step`, within the writer's patience.
+    async fn bounded<T, E>(self, step: impl Future<Output = Result<T, E>>) -> Result<T>
+    where
+        anyhow::Error: From<E>,
+    {
+        match self {
+            Drainer::Flush => Ok(step.await?),
+            Drainer::Writer => match tokio::time::timeout(WRITER_PATIENCE, step).await {
+                Ok(done) => Ok(done?),
+                Err(_) => anyhow::bail!(
+                    "no answer from the store within {} s",
+                    WRITER_PATIENCE.as_secs()
+                ),
+            },
+        }
     }
 }
 

@@ -3,15 +3,9 @@
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
-use std::time::Duration;
 
 use crate::context::Context;
-use crate::spool::Spool;
-
-/// How long a writer may take: it is off fail2ban's clock, but a hung store must
-/// not keep a process alive forever. What it leaves stays spooled, and the next
-/// call starts another writer.
-const WRITER_TIMEOUT: Duration = Duration::from_secs(60);
+use crate::spool::{Drainer, Spool};
 
 /// Forks a writer; the caller returns at once. The process must have one thread.
 #[allow(unsafe_code)]
@@ -26,8 +20,10 @@ pub fn start(ctx: &Context, spool: &Spool) {
         ),
         0 => {
             detach();
-            // Nobody sees the writer's stderr: a panic, too, is left for the next call to report.
-            let stored = std::panic::catch_unwind(|| run(ctx, spool)).unwrap_or_else(|_| {
+            // Nobody sees the writer's stderr: a panic, too, is left for the next
+            // call to report. Nothing is used after one but the note and the exit.
+            let writing = std::panic::AssertUnwindSafe(|| run(ctx, spool));
+            let stored = std::panic::catch_unwind(writing).unwrap_or_else(|_| {
                 spool.set_failure("the writer stopped on an internal error");
                 false
             });
@@ -38,13 +34,16 @@ pub fn start(ctx: &Context, spool: &Spool) {
 }
 
 /// Leaves fail2ban behind: a session of its own, so that a timeout's kill of the
-/// action's process group spares it, and stdio on /dev/null, because fail2ban
-/// reads the action's output until every copy of its pipes is closed.
+/// action's process group spares it, stdio on /dev/null and every other
+/// inherited descriptor closed, because fail2ban (or any caller) reads the
+/// action's output until every copy of its pipes is closed.
 #[allow(unsafe_code)]
 fn detach() {
-    // SAFETY: plain system calls on descriptors this process owns.
+    // SAFETY: plain system calls on descriptors this process owns; it holds
+    // none of its own beyond stdio yet.
     unsafe {
         libc::setsid();
+        libc::close_range(3, libc::c_uint::MAX, 0);
         if let Ok(null) = OpenOptions::new().read(true).write(true).open("/dev/null") {
             for fd in 0..3 {
                 libc::dup2(null.as_raw_fd(), fd);
@@ -61,18 +60,7 @@ fn run(ctx: &Context, spool: &Spool) -> bool {
     else {
         return false;
     };
-    let stored = runtime.block_on(async {
-        tokio::time::timeout(WRITER_TIMEOUT, spool.store_all(&ctx.storage_url, false)).await
-    });
-    match stored {
-        Ok(outcome) => outcome.is_ok(),
-        Err(_) => {
-            spool.set_failure(&format!(
-                "no answer from {} within {} s",
-                ctx.storage_url,
-                WRITER_TIMEOUT.as_secs()
-            ));
-            false
-        }
-    }
+    runtime
+        .block_on(spool.store_all(&ctx.storage_url, Drainer::Writer))
+        .is_ok()
 }

@@ -89,11 +89,19 @@ async fn bans_are_located_at_record_time_and_backfilled_later() {
     assert_eq!(telstra.event.geo.unwrap().asn, Some(1221));
 }
 
-#[test]
-fn a_broken_geo_database_never_blocks_a_ban() {
+/// A configured database that is missing costs no ban: the call says so, the
+/// writer locates by the built-in country data and tells the system log (it
+/// has no terminal).
+#[tokio::test]
+async fn a_broken_geo_database_never_blocks_a_ban() {
     let sb = Sandbox::new();
+    let socket = sb.path().join("log.sock");
+    let log = std::os::unix::net::UnixDatagram::bind(&socket).unwrap();
+    log.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
     let out = sb
         .aegis()
+        .env("AEGIS_SYSLOG_SOCKET", &socket)
         .args([
             "ban",
             "--ip",
@@ -106,12 +114,28 @@ fn a_broken_geo_database_never_blocks_a_ban() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
+    let warning = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("built-in country data"),
-        "{}",
-        text(&out)
+        warning.contains("/nonexistent/city.mmdb does not exist")
+            && warning.contains("the ban is located by the built-in country data"),
+        "{warning}"
     );
-    sb.settle();
+    let events = sb.all_events().await;
+    assert_eq!(
+        events[0]
+            .event
+            .geo
+            .as_ref()
+            .and_then(|g| g.country.as_deref()),
+        Some("US")
+    );
+    let mut line = [0u8; 4096];
+    let n = log.recv(&mut line).expect("a line in the system log");
+    let line = String::from_utf8_lossy(&line[..n]);
+    assert!(
+        line.starts_with("<28>aegis[") && line.contains("/nonexistent/city.mmdb does not exist"),
+        "{line}"
+    );
     let out = sb
         .aegis()
         .args([

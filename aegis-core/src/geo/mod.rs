@@ -110,6 +110,31 @@ impl Geolocator {
         Ok(geo)
     }
 
+    /// Whether the configured databases exist, without opening them: for a
+    /// caller that leaves the locating to another process but must still say
+    /// what is wrong.
+    pub fn check(settings: &GeoSettings) -> Result<()> {
+        for (name, path) in [("city", &settings.city_db), ("asn", &settings.asn_db)] {
+            if let Some(path) = path {
+                Source::exists(name, path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Geolocator::from_settings`], or the built-in country data alone when a
+    /// configured database cannot be opened (`warn` is told why): an event is
+    /// then located by country rather than not at all.
+    pub fn from_settings_or_builtin(
+        settings: &GeoSettings,
+        warn: impl FnOnce(&crate::Error),
+    ) -> Option<Self> {
+        Self::from_settings(settings)
+            .inspect_err(warn)
+            .or_else(|_| Self::builtin())
+            .ok()
+    }
+
     /// The merged geolocation of `ip`, or `None` (reserved ranges included).
     pub fn locate(&self, ip: IpAddr) -> Option<Geo> {
         let ip = ip.to_canonical();

@@ -111,13 +111,19 @@ impl Source {
         })
     }
 
-    pub fn open(name: &str, path: &Path) -> Result<Self> {
-        if !path.is_file() {
-            return Err(Error::Config(format!(
-                "{name} database {} does not exist (set [geo] in the config or pass the path)",
-                path.display()
-            )));
+    /// `Ok` when `path` is a file: what can be known without opening it.
+    pub fn exists(name: &str, path: &Path) -> Result<()> {
+        if path.is_file() {
+            return Ok(());
         }
+        Err(Error::Config(format!(
+            "{name} database {} does not exist (set [geo] in the config or pass the path)",
+            path.display()
+        )))
+    }
+
+    pub fn open(name: &str, path: &Path) -> Result<Self> {
+        Self::exists(name, path)?;
         let reader = open_mapped(path).map_err(|e| {
             Error::Config(format!(
                 "{} is not a readable MaxMind-format (.mmdb) database: {e}",
