@@ -55,6 +55,7 @@ conformance!(
     concurrent_writers_lose_nothing,
     distinct_ips_pages_through_addresses,
     stats_filters_by_host_jail_and_country,
+    names_seen_only_at_a_range_edge_are_counted,
     geo_cache_round_trips,
     decisions_are_kept_in_order_and_found_by_address,
     concurrent_deciders_neither_skip_nor_repeat,
@@ -991,6 +992,69 @@ async fn stats_filters_by_host_jail_and_country(store: Store) {
             .sum::<u64>(),
         1
     );
+}
+
+/// Each jail, host and country has one ban, each in a different part of a
+/// range cut at odd moments: its partial first and last 15-minute slots, its
+/// partial first and last days, a whole day inside, and just outside it (in
+/// the same slots as the edges). Every count and ranking, unscoped and
+/// narrowed, must see exactly those inside.
+async fn names_seen_only_at_a_range_edge_are_counted(store: Store) {
+    let (since, until) = (at(2, 10, 3), at(5, 6, 49));
+    let placed = [
+        ("first-slot", at(2, 10, 7), Some("FR")),
+        ("first-day", at(2, 20, 0), Some("US")),
+        ("whole-day", at(3, 12, 0), Some("CN")),
+        ("unlocated", at(4, 1, 0), None),
+        ("last-day", at(5, 2, 30), Some("DE")),
+        ("last-slot", at(5, 6, 48), Some("NL")),
+        ("just-before", at(2, 10, 1), Some("BR")),
+        ("just-after", at(5, 6, 50), Some("JP")),
+    ];
+    let events: Vec<BanEvent> = placed
+        .iter()
+        .enumerate()
+        .map(|(i, (name, time, country))| {
+            let mut e = ban(
+                &format!("198.51.100.{i}"),
+                &format!("jail-{name}"),
+                &format!("host-{name}"),
+                *time,
+            );
+            e.geo = country.map(geo);
+            e
+        })
+        .collect();
+    store.record_batch(&events).await.unwrap();
+    let ranges = [
+        (since, until),
+        (since, at(2, 10, 9)),
+        (since, at(2, 21, 5)),
+        (at(4, 0, 0), until),
+    ];
+    for (since, until) in ranges {
+        let scopes = [
+            Scope::ALL,
+            Scope {
+                country: Some("NL".into()),
+                ..Scope::ALL
+            },
+            Scope {
+                jail: Some("jail-first-slot".into()),
+                ..Scope::ALL
+            },
+            Scope {
+                host: Some("host-last-slot".into()),
+                country: Some("NL".into()),
+                ..Scope::ALL
+            },
+        ];
+        for scope in scopes {
+            let mut q = StatsQuery::range(since, until);
+            q.scope = scope;
+            check_against_model(&store, &events, &q).await;
+        }
+    }
 }
 
 fn all_time() -> StatsQuery {

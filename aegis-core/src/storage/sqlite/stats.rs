@@ -4,7 +4,10 @@
 //! edges come from `events` through its time index. Cost thus depends on the
 //! range, never on the total history. Counts and charts read 15-minute slots
 //! (`ban_totals`; `ban_slots` when scoped to a host or jail, `country_slots`
-//! to a country).
+//! to a country), and so do a summary's counts of countries, jails and hosts
+//! where a slot summary keeps them.
+
+use std::collections::HashSet;
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -20,32 +23,43 @@ use crate::storage::shared::{asn_key, corrupt, count, first_bucket_from, LocalDa
 
 /// Rows `(ip_key, host, jail, bans, first, last)` of new bans in the query's scope.
 fn source(q: &StatsQuery) -> (String, Vec<Value>) {
-    let (since, until) = (q.since.timestamp_millis(), q.until.timestamp_millis());
     let mut branches = Vec::new();
     let mut args = Vec::new();
-    let raw = |from: i64, to: i64, branches: &mut Vec<String>, args: &mut Vec<Value>| {
-        branches.push(format!(
-            "SELECT ip_key, host, jail, 1 AS bans, time AS first, time AS last FROM events
-             WHERE kind = 0 AND restored = 0 AND time >= ? AND time < ?{}",
-            narrowing(q, args, Rows::Events(from, to))
-        ));
-    };
-    let first_day = first_bucket_from(since, DAY_MS);
-    let end_day = until.div_euclid(DAY_MS);
-    if first_day < end_day {
-        let mut day_args = vec![Value::Integer(first_day), Value::Integer(end_day)];
-        let narrow = narrowing(q, &mut day_args, Rows::Summary);
+    let (days, edges) = cut(q, DAY_MS);
+    if let Some((first_day, end_day)) = days {
+        args.extend([Value::Integer(first_day), Value::Integer(end_day)]);
+        let narrow = narrowing(q, &mut args, Rows::Summary);
         branches.push(format!(
             "SELECT ip_key, host, jail, bans, first, last FROM ip_day
              WHERE day >= ? AND day < ?{narrow}"
         ));
-        args.extend(day_args);
-        raw(since, first_day * DAY_MS, &mut branches, &mut args);
-        raw(end_day * DAY_MS, until, &mut branches, &mut args);
-    } else {
-        raw(since, until.max(since), &mut branches, &mut args);
+    }
+    for (from, to) in edges {
+        branches.push(format!(
+            "SELECT ip_key, host, jail, 1 AS bans, time AS first, time AS last FROM events
+             WHERE kind = 0 AND restored = 0 AND time >= ? AND time < ?{}",
+            narrowing(q, &mut args, Rows::Events(from, to))
+        ));
     }
     (branches.join(" UNION ALL "), args)
+}
+
+/// `[start, end)`: bucket numbers, or milliseconds.
+type Span = (i64, i64);
+
+/// The query's range as whole buckets of `size` ms (`None` when none fits)
+/// and the spans of milliseconds left at its edges, read from raw events.
+fn cut(q: &StatsQuery, size: i64) -> (Option<Span>, Vec<Span>) {
+    let (since, until) = (q.since.timestamp_millis(), q.until.timestamp_millis());
+    let (first, end) = (first_bucket_from(since, size), until.div_euclid(size));
+    if first < end {
+        (
+            Some((first, end)),
+            vec![(since, first * size), (end * size, until)],
+        )
+    } else {
+        (None, vec![(since, until.max(since))])
+    }
 }
 
 /// The rows a narrowing applies to, which decides how a country is checked.
@@ -93,8 +107,68 @@ fn narrowing(q: &StatsQuery, args: &mut Vec<Value>, rows: Rows) -> String {
 }
 
 pub(super) fn summary(conn: &Connection, q: &StatsQuery, now: DateTime<Utc>) -> Result<Summary> {
-    let (src, mut args) = source(q);
-    // Addresses are grouped once, then their countries looked up in key order.
+    let currently_banned = currently_banned(conn, q, now)?;
+    let Some(countries) = slot_distinct(conn, q, Attr::Country)? else {
+        return Ok(Summary {
+            currently_banned,
+            ..summary_by_address(conn, q)?
+        });
+    };
+    let (jails, hosts) = (
+        slot_distinct(conn, q, Attr::Jail)?,
+        slot_distinct(conn, q, Attr::Host)?,
+    );
+    // The range's rows are read once; addresses (and a country's jails and
+    // hosts, which no slot summary has) are told apart in hash sets, faster
+    // than SQLite's temporary indexes.
+    let names = jails.is_none() || hosts.is_none();
+    let (src, args) = source(q);
+    let columns = if names {
+        "ip_key, bans, jail, host"
+    } else {
+        "ip_key, bans"
+    };
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {columns} FROM ({src})"))
+        .map_err(sql_err)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(args))
+        .map_err(sql_err)?;
+    let (mut addresses, mut bans) = (HashSet::new(), 0);
+    let (mut jail_names, mut host_names) = (HashSet::new(), HashSet::new());
+    while let Some(row) = rows.next().map_err(sql_err)? {
+        let key = row.get_ref(0).map_err(sql_err)?;
+        let key: [u8; 16] = key
+            .as_blob()
+            .ok()
+            .and_then(|k| k.try_into().ok())
+            .ok_or_else(|| corrupt("ip_key", "ip_day"))?;
+        addresses.insert(key);
+        bans += row.get::<_, i64>(1).map_err(sql_err)?;
+        if names {
+            for (seen, column) in [(&mut jail_names, 2), (&mut host_names, 3)] {
+                let name = row.get_ref(column).map_err(sql_err)?;
+                let name = name.as_str().map_err(|_| corrupt("name", "ip_day"))?;
+                if !seen.contains(name) {
+                    seen.insert(name.to_owned());
+                }
+            }
+        }
+    }
+    Ok(Summary {
+        bans: count(bans),
+        unique_ips: addresses.len() as u64,
+        countries,
+        jails: jails.unwrap_or(jail_names.len() as u64),
+        hosts: hosts.unwrap_or(host_names.len() as u64),
+        currently_banned,
+    })
+}
+
+/// A host's or a jail's summary (no slot summary has its countries): its
+/// addresses grouped once, then their countries looked up in key order.
+fn summary_by_address(conn: &Connection, q: &StatsQuery) -> Result<Summary> {
+    let (src, args) = source(q);
     let sql = format!(
         "WITH s AS ({src})
          SELECT a.bans, a.ips, a.countries, b.jails, b.hosts FROM
@@ -104,20 +178,75 @@ pub(super) fn summary(conn: &Connection, q: &StatsQuery, now: DateTime<Utc>) -> 
              LEFT JOIN ips i ON i.ip_key = g.ip_key) a,
             (SELECT count(DISTINCT jail) AS jails, count(DISTINCT host) AS hosts FROM s) b"
     );
-    let (bans, unique_ips, countries, jails, hosts) = conn
-        .query_row(&sql, rusqlite::params_from_iter(args.drain(..)), |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    conn.query_row(&sql, rusqlite::params_from_iter(args), |r| {
+        Ok(Summary {
+            bans: count(r.get(0)?),
+            unique_ips: count(r.get(1)?),
+            countries: count(r.get(2)?),
+            jails: count(r.get(3)?),
+            hosts: count(r.get(4)?),
+            currently_banned: 0,
         })
-        .map_err(sql_err)?;
-    let currently_banned = currently_banned(conn, q, now)?;
-    Ok(Summary {
-        bans: count(bans),
-        unique_ips: count(unique_ips),
-        countries: count(countries),
-        jails: count(jails),
-        hosts: count(hosts),
-        currently_banned,
     })
+    .map_err(sql_err)
+}
+
+/// What new bans are told apart by, besides their address.
+#[derive(Clone, Copy)]
+enum Attr {
+    Country,
+    Jail,
+    Host,
+}
+
+/// How many `attr`s the range's new bans have: from a slot summary (whole
+/// 15-minute slots) and raw events (the partial slots at the edges). `None`
+/// when no slot summary keeps `attr` within `q`'s scope: a country is the
+/// address's, not the host's and jail's slots', so a host's or a jail's
+/// countries, or a country's hosts and jails, are not in one.
+fn slot_distinct(conn: &Connection, q: &StatsQuery, attr: Attr) -> Result<Option<u64>> {
+    let host_or_jail = q.scope.host.is_some() || q.scope.jail.is_some();
+    let (table, column, raw_column) = match attr {
+        Attr::Country if !host_or_jail => (
+            "country_slots",
+            "country",
+            "(SELECT i.country FROM ips i WHERE i.ip_key = events.ip_key)",
+        ),
+        Attr::Jail if q.scope.country.is_none() => ("ban_slots", "jail", "jail"),
+        Attr::Host if q.scope.country.is_none() => ("ban_slots", "host", "host"),
+        _ => return Ok(None),
+    };
+    let mut branches = Vec::new();
+    let mut args = Vec::new();
+    let (slots, edges) = cut(q, SLOT_MS);
+    if let Some((first_slot, end_slot)) = slots {
+        args.extend([Value::Integer(first_slot), Value::Integer(end_slot)]);
+        let narrow = match &q.scope.country {
+            Some(country) => {
+                args.push(Value::Text(country.clone()));
+                " AND country = ?".into()
+            }
+            None => narrowing(q, &mut args, Rows::Summary),
+        };
+        branches.push(format!(
+            "SELECT {column} AS v FROM {table} WHERE slot >= ? AND slot < ? AND bans > 0{narrow}"
+        ));
+    }
+    for (from, to) in edges {
+        branches.push(format!(
+            "SELECT {raw_column} AS v FROM events
+             WHERE kind = 0 AND restored = 0 AND time >= ? AND time < ?{}",
+            narrowing(q, &mut args, Rows::Events(from, to))
+        ));
+    }
+    let sql = format!(
+        "SELECT count(DISTINCT v) FROM ({})",
+        branches.join(" UNION ALL ")
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut s| s.query_row(rusqlite::params_from_iter(args), |r| r.get(0)))
+        .map(|n: i64| Some(count(n)))
+        .map_err(sql_err)
 }
 
 /// Addresses whose latest ban has not expired or been lifted, now.
@@ -164,11 +293,10 @@ pub(super) fn windowed<T>(
 /// New bans in the range: whole 15-minute slots from a slot summary, the
 /// partial slots at the edges (and a country with a host or jail) from raw events.
 pub(super) fn ban_count(conn: &Connection, q: &StatsQuery) -> Result<u64> {
-    let (since, until) = (q.since.timestamp_millis(), q.until.timestamp_millis());
-    if until <= since {
+    if q.until <= q.since {
         return Ok(0);
     }
-    let raw = |from: i64, to: i64| -> Result<i64> {
+    let raw = |(from, to): Span| -> Result<i64> {
         let mut args = Vec::new();
         let sql = format!(
             "SELECT count(*) FROM events WHERE kind = 0 AND restored = 0 AND time >= ? AND time < ?{}",
@@ -178,20 +306,23 @@ pub(super) fn ban_count(conn: &Connection, q: &StatsQuery) -> Result<u64> {
             .and_then(|mut s| s.query_row(rusqlite::params_from_iter(args), |r| r.get(0)))
             .map_err(sql_err)
     };
-    let first_slot = first_bucket_from(since, SLOT_MS);
-    let end_slot = until.div_euclid(SLOT_MS);
-    let mut args = vec![Value::Integer(first_slot), Value::Integer(end_slot)];
-    let slots = match slot_summary(q, &mut args) {
-        Some((table, narrow)) if first_slot < end_slot => format!(
-            "SELECT coalesce(sum(bans), 0) FROM {table} WHERE slot >= ? AND slot < ?{narrow}"
-        ),
-        _ => return Ok(count(raw(since, until)?)),
+    let (slots, edges) = cut(q, SLOT_MS);
+    let mut args = Vec::new();
+    let summary = slots.and_then(|(first_slot, end_slot)| {
+        args.extend([Value::Integer(first_slot), Value::Integer(end_slot)]);
+        slot_summary(q, &mut args)
+    });
+    let Some((table, narrow)) = summary else {
+        let whole = (q.since.timestamp_millis(), q.until.timestamp_millis());
+        return Ok(count(raw(whole)?));
     };
     let slots: i64 = conn
-        .prepare_cached(&slots)
+        .prepare_cached(&format!(
+            "SELECT coalesce(sum(bans), 0) FROM {table} WHERE slot >= ? AND slot < ?{narrow}"
+        ))
         .and_then(|mut s| s.query_row(rusqlite::params_from_iter(args), |r| r.get(0)))
         .map_err(sql_err)?;
-    let edges = raw(since, first_slot * SLOT_MS)? + raw(end_slot * SLOT_MS, until)?;
+    let edges = edges.into_iter().map(raw).sum::<Result<i64>>()?;
     Ok(count(slots + edges))
 }
 
