@@ -95,8 +95,8 @@ def ban_path(aegis, calls, work):
     print(f"  durable write alone  p50 {d50:7.2f} ms   p95 {pct(durable_ms, .95):7.2f} ms   (write, rename, two fsyncs, in-process)")
     t50 = statistics.median(true_ms)
     print(f"  aegis is {p50 / a50:.1f}x faster than the hook at the median (target >= 5x) "
-          f"and takes {a50 / t50:.1f}x the time of /bin/true (target <= 2x);")
-    print(f"  without the durable write it would take {(a50 - d50) / t50:.1f}x /bin/true")
+          f"and takes {a50 / t50:.2f}x the time of /bin/true (target <= 2x);")
+    print(f"  without the durable write it would take {(a50 - d50) / t50:.2f}x /bin/true")
 
     # Until stored: the writer deletes the spool file once the store has the event.
     spool = env["AEGIS_STORAGE_SPOOL_DIR"]
