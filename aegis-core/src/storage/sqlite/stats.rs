@@ -7,7 +7,7 @@
 //! to a country), and so do a summary's counts of countries, jails and hosts
 //! where a slot summary keeps them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -119,42 +119,28 @@ pub(super) fn summary(conn: &Connection, q: &StatsQuery, now: DateTime<Utc>) -> 
         slot_distinct(conn, q, Attr::Host)?,
     );
     // The range's rows are read once; addresses (and a country's jails and
-    // hosts, which no slot summary has) are told apart in hash sets, faster
-    // than SQLite's temporary indexes.
+    // hosts, which no slot summary has) are told apart in hash sets.
     let names = jails.is_none() || hosts.is_none();
-    let (src, args) = source(q);
     let columns = if names {
         "ip_key, bans, jail, host"
     } else {
         "ip_key, bans"
     };
-    let mut stmt = conn
-        .prepare_cached(&format!("SELECT {columns} FROM ({src})"))
-        .map_err(sql_err)?;
-    let mut rows = stmt
-        .query(rusqlite::params_from_iter(args))
-        .map_err(sql_err)?;
     let (mut addresses, mut bans) = (HashSet::new(), 0);
     let (mut jail_names, mut host_names) = (HashSet::new(), HashSet::new());
-    while let Some(row) = rows.next().map_err(sql_err)? {
-        let key = row.get_ref(0).map_err(sql_err)?;
-        let key: [u8; 16] = key
-            .as_blob()
-            .ok()
-            .and_then(|k| k.try_into().ok())
-            .ok_or_else(|| corrupt("ip_key", "ip_day"))?;
-        addresses.insert(key);
+    each_row(conn, q, columns, |row| {
+        addresses.insert(key_at(row, 0)?);
         bans += row.get::<_, i64>(1).map_err(sql_err)?;
         if names {
             for (seen, column) in [(&mut jail_names, 2), (&mut host_names, 3)] {
-                let name = row.get_ref(column).map_err(sql_err)?;
-                let name = name.as_str().map_err(|_| corrupt("name", "ip_day"))?;
+                let name = name_at(row, column)?;
                 if !seen.contains(name) {
                     seen.insert(name.to_owned());
                 }
             }
         }
-    }
+        Ok(())
+    })?;
     Ok(Summary {
         bans: count(bans),
         unique_ips: addresses.len() as u64,
@@ -189,6 +175,46 @@ fn summary_by_address(conn: &Connection, q: &StatsQuery) -> Result<Summary> {
         })
     })
     .map_err(sql_err)
+}
+
+/// Calls `f` on each of the range's rows (`columns` of [`source`]), telling
+/// them apart in Rust: a hash set or map takes the range's addresses faster
+/// than SQLite's temporary indexes.
+fn each_row(
+    conn: &Connection,
+    q: &StatsQuery,
+    columns: &str,
+    mut f: impl FnMut(&rusqlite::Row<'_>) -> Result<()>,
+) -> Result<()> {
+    let (src, args) = source(q);
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {columns} FROM ({src})"))
+        .map_err(sql_err)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(args))
+        .map_err(sql_err)?;
+    while let Some(row) = rows.next().map_err(sql_err)? {
+        f(row)?;
+    }
+    Ok(())
+}
+
+/// The address key in `row`'s column `i`.
+fn key_at(row: &rusqlite::Row<'_>, i: usize) -> Result<[u8; 16]> {
+    row.get_ref(i)
+        .map_err(sql_err)?
+        .as_blob()
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| corrupt("ip_key", "ip_day"))
+}
+
+/// The jail or host name in `row`'s column `i`.
+fn name_at<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r str> {
+    row.get_ref(i)
+        .map_err(sql_err)?
+        .as_str()
+        .map_err(|_| corrupt("name", "ip_day"))
 }
 
 /// What new bans are told apart by, besides their address.
@@ -451,18 +477,12 @@ pub(super) fn top(
              WHERE k IS NOT NULL GROUP BY k ORDER BY bans DESC, k LIMIT ?"
         )
     };
-    let stored = |column: &str| {
-        format!(
-            "SELECT {column} AS k, NULL, sum(bans) AS bans, count(DISTINCT ip_key)
-             FROM ({src}) GROUP BY k ORDER BY bans DESC, k LIMIT ?"
-        )
-    };
     let sql = match by {
         TopBy::Country => attribute("i.country", "NULL"),
         TopBy::Asn => attribute("i.asn", "max(i.as_org)"),
         TopBy::Network => attribute("i.network", "NULL"),
-        TopBy::Jail => stored("jail"),
-        TopBy::Host => stored("host"),
+        TopBy::Jail => return top_names(conn, q, "jail", limit),
+        TopBy::Host => return top_names(conn, q, "host", limit),
     };
     let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
     let rows = stmt
@@ -481,4 +501,34 @@ pub(super) fn top(
         })
         .map_err(sql_err)?;
     rows.collect::<rusqlite::Result<_>>().map_err(sql_err)
+}
+
+/// The jails or hosts (`column`) with the most new bans in the range, each
+/// with its distinct addresses: both kept on the ban's row, so the range's
+/// rows are grouped in one pass.
+fn top_names(conn: &Connection, q: &StatsQuery, column: &str, limit: u32) -> Result<Vec<TopEntry>> {
+    let mut groups: HashMap<String, (i64, HashSet<[u8; 16]>)> = HashMap::new();
+    each_row(conn, q, &format!("ip_key, bans, {column}"), |row| {
+        let name = name_at(row, 2)?;
+        let group = match groups.get_mut(name) {
+            Some(group) => group,
+            None => groups.entry(name.to_owned()).or_default(),
+        };
+        group.0 += row.get::<_, i64>(1).map_err(sql_err)?;
+        group.1.insert(key_at(row, 0)?);
+        Ok(())
+    })?;
+    let mut top: Vec<TopEntry> = groups
+        .into_iter()
+        .map(|(key, (bans, addresses))| TopEntry {
+            key,
+            label: None,
+            bans: count(bans),
+            unique_ips: addresses.len() as u64,
+        })
+        .collect();
+    // As SQL orders them: most bans first, then by name, byte by byte.
+    top.sort_unstable_by(|a, b| b.bans.cmp(&a.bans).then_with(|| a.key.cmp(&b.key)));
+    top.truncate(limit as usize);
+    Ok(top)
 }
