@@ -5,7 +5,8 @@
 //! range, never on the total history. Counts and charts read 15-minute slots
 //! (`ban_totals`; `ban_slots` when scoped to a host or jail, `country_slots`
 //! to a country), and so do a summary's counts of countries, jails and hosts
-//! where a slot summary keeps them.
+//! where a slot summary keeps them. The summary and the jail and host
+//! rankings read the range's rows once and group them in Rust.
 
 use std::collections::{HashMap, HashSet};
 
@@ -177,9 +178,9 @@ fn summary_by_address(conn: &Connection, q: &StatsQuery) -> Result<Summary> {
     .map_err(sql_err)
 }
 
-/// Calls `f` on each of the range's rows (`columns` of [`source`]), telling
-/// them apart in Rust: a hash set or map takes the range's addresses faster
-/// than SQLite's temporary indexes.
+/// Calls `f` on each of the range's rows (`columns` of [`source`]), for the
+/// statistics that tell addresses apart in a hash set: faster than SQLite's
+/// temporary indexes, for about the same memory.
 fn each_row(
     conn: &Connection,
     q: &StatsQuery,
@@ -465,25 +466,23 @@ pub(super) fn top(
     by: TopBy,
     limit: u32,
 ) -> Result<Vec<TopEntry>> {
-    let (src, mut args) = source(q);
-    args.push(Value::Integer(i64::from(limit)));
-    let attribute = |key: &str, label: &str| {
-        // Each address once, in key order, before its attributes are looked
-        // up: the lookups then walk the address table in order.
-        format!(
-            "SELECT {key} AS k, {label}, sum(g.bans) AS bans, count(*)
-             FROM (SELECT ip_key, sum(bans) AS bans FROM ({src}) GROUP BY ip_key) g
-             CROSS JOIN ips i ON i.ip_key = g.ip_key
-             WHERE k IS NOT NULL GROUP BY k ORDER BY bans DESC, k LIMIT ?"
-        )
-    };
-    let sql = match by {
-        TopBy::Country => attribute("i.country", "NULL"),
-        TopBy::Asn => attribute("i.asn", "max(i.as_org)"),
-        TopBy::Network => attribute("i.network", "NULL"),
+    let (key, label) = match by {
         TopBy::Jail => return top_names(conn, q, "jail", limit),
         TopBy::Host => return top_names(conn, q, "host", limit),
+        TopBy::Country => ("i.country", "NULL"),
+        TopBy::Asn => ("i.asn", "max(i.as_org)"),
+        TopBy::Network => ("i.network", "NULL"),
     };
+    let (src, mut args) = source(q);
+    args.push(Value::Integer(i64::from(limit)));
+    // Each address once, in key order, before its attributes are looked up:
+    // the lookups then walk the address table in order.
+    let sql = format!(
+        "SELECT {key} AS k, {label}, sum(g.bans) AS bans, count(*)
+         FROM (SELECT ip_key, sum(bans) AS bans FROM ({src}) GROUP BY ip_key) g
+         CROSS JOIN ips i ON i.ip_key = g.ip_key
+         WHERE k IS NOT NULL GROUP BY k ORDER BY bans DESC, k LIMIT ?"
+    );
     let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
     let rows = stmt
         .query_map(rusqlite::params_from_iter(args), |r| {
