@@ -1,9 +1,10 @@
 //! `aegis ban|unban|flush`: the path fail2ban waits on, so it does as little as it can.
 //!
 //! fail2ban runs every action under one global lock. `aegis ban` therefore only
-//! validates the event, locates it and writes it durably to the spool; a detached
-//! writer process (see [`crate::writer`]) moves it into the store. fail2ban never
-//! waits on the store, and a store that is down, slow or locked loses nothing.
+//! validates the event and writes it durably to the spool; a detached writer
+//! process (see [`crate::writer`]) locates it and moves it into the store.
+//! fail2ban never waits on the store, and a store that is down, slow or locked
+//! loses nothing.
 
 use std::ffi::OsString;
 use std::time::Duration;

@@ -2,9 +2,10 @@
 //!
 //! One file per event, named by the event id: writes are fsync'd and renamed into
 //! place, so concurrent writers never see half a file and a retried event is spooled
-//! once. One writer at a time (an advisory lock on `.lock`) moves events into the
-//! store, a batch at a time, deleting files once stored; a crash between the two
-//! at worst records an event twice, which the store's idempotence absorbs.
+//! once. One writer at a time (an advisory lock on `.lock`) locates events and
+//! moves them into the store, a batch at a time, deleting files once stored; a
+//! crash between the two at worst records an event twice, which the store's
+//! idempotence absorbs.
 
 use std::cell::OnceCell;
 use std::collections::HashSet;
