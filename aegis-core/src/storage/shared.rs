@@ -59,6 +59,15 @@ pub fn first_bucket_from(ms: i64, unit: i64) -> i64 {
     (ms + unit - 1).div_euclid(unit)
 }
 
+/// The whole `unit`-long buckets inside `q`'s range, as the milliseconds
+/// they span (`None` when none fits): what both backends read from their
+/// summaries, the rest of the range from raw events.
+pub fn whole_buckets(q: &StatsQuery, unit: i64) -> Option<(i64, i64)> {
+    let (since, until) = (q.since.timestamp_millis(), q.until.timestamp_millis());
+    let (first, end) = (first_bucket_from(since, unit), until.div_euclid(unit));
+    (first < end).then_some((first * unit, end * unit))
+}
+
 /// The slot a moment falls in.
 #[cfg(feature = "mongodb")]
 pub fn slot_of(t: DateTime<Utc>) -> i64 {

@@ -133,23 +133,13 @@ fn millis(ms: i64) -> mongodb::bson::DateTime {
     mongodb::bson::DateTime::from_millis(ms)
 }
 
-/// The whole `unit`s inside a range, and whether there are any.
-fn whole(q: &StatsQuery, unit: i64) -> Option<(i64, i64)> {
-    let (since, until) = (q.since.timestamp_millis(), q.until.timestamp_millis());
-    let (first, end) = (
-        shared::first_bucket_from(since, unit),
-        until.div_euclid(unit),
-    );
-    (first < end).then_some((first * unit, end * unit))
-}
-
 impl Source<'_> {
     /// New bans in the query's range and scope as rows of `ip_days`
     /// (`bans`, `first`, `last` and what they are of): the collection to
     /// aggregate and the stages that start the pipeline.
     fn buckets(&self, q: &StatsQuery) -> (&Collection<Document>, Vec<Document>) {
         let (since, until) = (q.since.timestamp_millis(), q.until.timestamp_millis());
-        match whole(q, DAY_MS).filter(|_| self.summarised) {
+        match shared::whole_buckets(q, DAY_MS).filter(|_| self.summarised) {
             Some((from, to)) => {
                 let mut days = doc! { "day": { "$gte": millis(from), "$lt": millis(to) } };
                 narrow(&mut days, q);
@@ -189,7 +179,9 @@ impl Source<'_> {
             [one] => Some(one),
             _ => None,
         };
-        let Some(((from, to), (by, key))) = whole(q, SLOT_MS).zip(by).filter(|_| self.summarised)
+        let Some(((from, to), (by, key))) = shared::whole_buckets(q, SLOT_MS)
+            .zip(by)
+            .filter(|_| self.summarised)
         else {
             return slots_of_events(&self.tallies.events, new_bans(q)).await;
         };

@@ -20,7 +20,7 @@ use super::write::{DAY_MS, SLOT_MS};
 use crate::error::Result;
 use crate::ipkey::ip_from_key;
 use crate::query::{DayCount, Offender, StatsQuery, Summary, TopBy, TopEntry};
-use crate::storage::shared::{asn_key, corrupt, count, first_bucket_from, LocalDays};
+use crate::storage::shared::{asn_key, corrupt, count, whole_buckets, LocalDays};
 
 /// Rows `(ip_key, host, jail, bans, first, last)` of new bans in the query's scope.
 fn source(q: &StatsQuery) -> (String, Vec<Value>) {
@@ -48,18 +48,17 @@ fn source(q: &StatsQuery) -> (String, Vec<Value>) {
 /// `[start, end)`: bucket numbers, or milliseconds.
 type Span = (i64, i64);
 
-/// The query's range as whole buckets of `size` ms (`None` when none fits)
-/// and the spans of milliseconds left at its edges, read from raw events.
+/// The query's range as whole buckets of `size` ms, numbered (`None` when
+/// none fits), and the spans of milliseconds left at its edges, read from
+/// raw events.
 fn cut(q: &StatsQuery, size: i64) -> (Option<Span>, Vec<Span>) {
     let (since, until) = (q.since.timestamp_millis(), q.until.timestamp_millis());
-    let (first, end) = (first_bucket_from(since, size), until.div_euclid(size));
-    if first < end {
-        (
-            Some((first, end)),
-            vec![(since, first * size), (end * size, until)],
-        )
-    } else {
-        (None, vec![(since, until.max(since))])
+    match whole_buckets(q, size) {
+        Some((from, to)) => (
+            Some((from / size, to / size)),
+            vec![(since, from), (to, until)],
+        ),
+        None => (None, vec![(since, until.max(since))]),
     }
 }
 
