@@ -18,6 +18,19 @@ pub fn ip_from_key(key: &[u8]) -> Option<IpAddr> {
     Some(IpAddr::V6(Ipv6Addr::from(octets)).to_canonical())
 }
 
+/// The key of the first address in `key`'s network as
+/// [`network_of`](crate::query::network_of) draws it (/24 for IPv4, /64 for
+/// IPv6): addresses grouped by network without leaving their keys.
+pub fn network_key(mut key: [u8; 16]) -> [u8; 16] {
+    const V4_MAPPED: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+    if key[..12] == V4_MAPPED {
+        key[15] = 0;
+    } else {
+        key[8..].fill(0);
+    }
+    key
+}
+
 /// Lower-case hex digits of `bytes` (address keys and event ids).
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -78,5 +91,20 @@ mod tests {
         assert_eq!(ip_from_key(&hi).unwrap().to_string(), "198.51.100.255");
         let (_, hi) = network_range("2001:db8::1/128".parse().unwrap());
         assert_eq!(ip_from_key(&hi).unwrap().to_string(), "2001:db8::1");
+    }
+
+    #[test]
+    fn a_network_key_is_the_key_of_the_network_drawn_around_an_address() {
+        for ip in [
+            "203.0.113.7",
+            "0.0.0.255",
+            "2001:db8:1:2:3:4:5:6",
+            "::ffff:0:1",
+            "::1",
+        ] {
+            let ip: IpAddr = ip.parse::<IpAddr>().unwrap().to_canonical();
+            let network = crate::query::network_of(ip);
+            assert_eq!(network_key(ip_key(ip)), ip_key(network.network()), "{ip}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! SQLite (file and memory) always runs. MongoDB runs against the server named by
 //! `AEGIS_TEST_MONGODB_URI`; `.ci/run` starts one and sets it.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use aegis_core::decision::{parse_target, Action, AgentReport, Applied, Decision, Outcome};
 use aegis_core::{
     BanEvent, EventFilter, EventKind, Facet, Geo, Order, Page, Recorded, Scope, StatsQuery,
-    Storage, TopBy, Tz,
+    Storage, TopBy, TopEntry, Tz,
 };
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
@@ -735,6 +736,14 @@ async fn check_against_model(store: &Store, events: &[BanEvent], q: &StatsQuery)
             }
         }
         let got = store.top(q, by, 1000).await.unwrap();
+        // Most bans first, ties by key; a shorter list is the longer one's start.
+        let order = |t: &TopEntry| (Reverse(t.bans), t.key.clone());
+        assert!(got.is_sorted_by_key(order), "{by:?} order {q:?}");
+        for limit in [1, 2, 5] {
+            let short = store.top(q, by, limit).await.unwrap();
+            let start = &got[..got.len().min(limit as usize)];
+            assert_eq!(short[..], start[..], "{by:?} limit {limit} {q:?}");
+        }
         let got: BTreeMap<String, (u64, u64)> = got
             .into_iter()
             .map(|t| (t.key, (t.bans, t.unique_ips)))

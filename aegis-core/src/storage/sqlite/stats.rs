@@ -8,41 +8,58 @@
 //! where a slot summary keeps them. The summary and the jail and host
 //! rankings read the range's rows once and group them in Rust.
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Ordering;
+use std::net::IpAddr;
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
+// Addresses and names hashed by the million: a fast hash, not a keyed one
+// (the keys come from the store, and a map lives for one request).
+use foldhash::{HashMap, HashSet};
 use rusqlite::types::Value;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::sql_err;
 use super::write::{DAY_MS, SLOT_MS};
 use crate::error::Result;
-use crate::ipkey::ip_from_key;
-use crate::query::{DayCount, Offender, StatsQuery, Summary, TopBy, TopEntry};
+use crate::ipkey::{ip_from_key, network_key};
+use crate::query::{network_of, DayCount, Offender, StatsQuery, Summary, TopBy, TopEntry};
 use crate::storage::shared::{asn_key, corrupt, count, whole_buckets, LocalDays};
 
 /// Rows `(ip_key, host, jail, bans, first, last)` of new bans in the query's scope.
 fn source(q: &StatsQuery) -> (String, Vec<Value>) {
-    let mut branches = Vec::new();
-    let mut args = Vec::new();
+    let (mut branches, mut args) = (Vec::new(), Vec::new());
+    for (sql, values) in parts(q) {
+        branches.push(sql);
+        args.extend(values);
+    }
+    (branches.join(" UNION ALL "), args)
+}
+
+/// [`source`] as separate statements: whole days from `ip_day`, the edges
+/// from `events`.
+fn parts(q: &StatsQuery) -> Vec<(String, Vec<Value>)> {
+    let mut parts = Vec::new();
     let (days, edges) = cut(q, DAY_MS);
     if let Some((first_day, end_day)) = days {
-        args.extend([Value::Integer(first_day), Value::Integer(end_day)]);
+        let mut args = vec![Value::Integer(first_day), Value::Integer(end_day)];
         let narrow = narrowing(q, &mut args, Rows::Summary);
-        branches.push(format!(
+        let sql = format!(
             "SELECT ip_key, host, jail, bans, first, last FROM ip_day
              WHERE day >= ? AND day < ?{narrow}"
-        ));
+        );
+        parts.push((sql, args));
     }
     for (from, to) in edges {
-        branches.push(format!(
+        let mut args = Vec::new();
+        let sql = format!(
             "SELECT ip_key, host, jail, 1 AS bans, time AS first, time AS last FROM events
              WHERE kind = 0 AND restored = 0 AND time >= ? AND time < ?{}",
             narrowing(q, &mut args, Rows::Events(from, to))
-        ));
+        );
+        parts.push((sql, args));
     }
-    (branches.join(" UNION ALL "), args)
+    parts
 }
 
 /// `[start, end)`: bucket numbers, or milliseconds.
@@ -126,8 +143,8 @@ pub(super) fn summary(conn: &Connection, q: &StatsQuery, now: DateTime<Utc>) -> 
     } else {
         "ip_key, bans"
     };
-    let (mut addresses, mut bans) = (HashSet::new(), 0);
-    let (mut jail_names, mut host_names) = (HashSet::new(), HashSet::new());
+    let (mut addresses, mut bans) = (HashSet::default(), 0);
+    let (mut jail_names, mut host_names) = (HashSet::default(), HashSet::default());
     each_row(conn, q, columns, |row| {
         addresses.insert(key_at(row, 0)?);
         bans += row.get::<_, i64>(1).map_err(sql_err)?;
@@ -179,22 +196,24 @@ fn summary_by_address(conn: &Connection, q: &StatsQuery) -> Result<Summary> {
 
 /// Calls `f` on each of the range's rows (`columns` of [`source`]), for the
 /// statistics that tell addresses apart in a hash set: faster than SQLite's
-/// temporary indexes, for about the same memory.
+/// temporary indexes, for about the same memory. Each part of the range is
+/// its own statement, so that SQLite hands rows over without copying them.
 fn each_row(
     conn: &Connection,
     q: &StatsQuery,
     columns: &str,
     mut f: impl FnMut(&rusqlite::Row<'_>) -> Result<()>,
 ) -> Result<()> {
-    let (src, args) = source(q);
-    let mut stmt = conn
-        .prepare_cached(&format!("SELECT {columns} FROM ({src})"))
-        .map_err(sql_err)?;
-    let mut rows = stmt
-        .query(rusqlite::params_from_iter(args))
-        .map_err(sql_err)?;
-    while let Some(row) = rows.next().map_err(sql_err)? {
-        f(row)?;
+    for (part, args) in parts(q) {
+        let mut stmt = conn
+            .prepare_cached(&format!("SELECT {columns} FROM ({part})"))
+            .map_err(sql_err)?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(args))
+            .map_err(sql_err)?;
+        while let Some(row) = rows.next().map_err(sql_err)? {
+            f(row)?;
+        }
     }
     Ok(())
 }
@@ -412,51 +431,146 @@ pub(super) fn top_offenders(
     q: &StatsQuery,
     limit: u32,
 ) -> Result<Vec<Offender>> {
-    let (src, mut args) = source(q);
-    args.push(Value::Integer(i64::from(limit)));
-    let sql = format!(
-        "SELECT t.ip_key, t.bans, t.first, t.last, t.jails, i.country FROM (
-            SELECT ip_key, sum(bans) AS bans, min(first) AS first, max(last) AS last,
-                   json_group_array(DISTINCT jail) AS jails
-            FROM ({src}) GROUP BY ip_key ORDER BY bans DESC, last DESC, ip_key LIMIT ?
-         ) t LEFT JOIN ips i ON i.ip_key = t.ip_key
-         ORDER BY t.bans DESC, t.last DESC, t.ip_key"
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(args), |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<String>>(5)?,
-            ))
-        })
-        .map_err(sql_err)?;
+    let mut jail_ids: HashMap<String, u32> = HashMap::default();
+    let tallies = per_address(
+        conn,
+        q,
+        "ip_key, bans, first, last, jail",
+        |t: &mut Offence, row| {
+            t.bans += row.get::<_, i64>(1).map_err(sql_err)?;
+            t.first = t.first.min(row.get(2).map_err(sql_err)?);
+            t.last = t.last.max(row.get(3).map_err(sql_err)?);
+            let name = name_at(row, 4)?;
+            let id = match jail_ids.get(name) {
+                Some(&id) => id,
+                None => {
+                    let id = jail_ids.len() as u32;
+                    jail_ids.insert(name.to_owned(), id);
+                    id
+                }
+            };
+            t.jails.add(id);
+            Ok(())
+        },
+    )?;
+    let mut names = vec![""; jail_ids.len()];
+    for (name, &id) in &jail_ids {
+        names[id as usize] = name;
+    }
+    let mut top = first_n(tallies, limit, worst_first);
+    top.sort_unstable_by(worst_first);
     let corrupt = |what: &str| corrupt(what, "ip_day");
-    let mut out = Vec::new();
-    for row in rows {
-        let (key, bans, first, last, jails, country) = row.map_err(sql_err)?;
-        let mut jails: Vec<String> = serde_json::from_str(&jails).map_err(|_| corrupt("jail"))?;
+    let mut country = conn
+        .prepare_cached("SELECT country FROM ips WHERE ip_key = ?1")
+        .map_err(sql_err)?;
+    let mut out = Vec::with_capacity(top.len());
+    for (key, t) in top {
+        let mut jails: Vec<String> = t.jails.ids().map(|id| names[id].to_owned()).collect();
         jails.sort();
         out.push(Offender {
             ip: ip_from_key(&key).ok_or_else(|| corrupt("ip_key"))?,
-            bans: count(bans),
+            bans: count(t.bans),
             first_seen: Utc
-                .timestamp_millis_opt(first)
+                .timestamp_millis_opt(t.first)
                 .single()
                 .ok_or_else(|| corrupt("first"))?,
             last_seen: Utc
-                .timestamp_millis_opt(last)
+                .timestamp_millis_opt(t.last)
                 .single()
                 .ok_or_else(|| corrupt("last"))?,
             jails,
-            country,
+            country: country
+                .query_row([&key[..]], |r| r.get(0))
+                .optional()
+                .map_err(sql_err)?
+                .flatten(),
         });
     }
     Ok(out)
+}
+
+/// Most bans first, then the latest, then by address, as SQL ranks them.
+fn worst_first((ka, a): &([u8; 16], Offence), (kb, b): &([u8; 16], Offence)) -> Ordering {
+    b.bans
+        .cmp(&a.bans)
+        .then(b.last.cmp(&a.last))
+        .then(ka.cmp(kb))
+}
+
+/// An address's new bans in the range: how many, the first and last, and
+/// its jails (as numbered by the caller).
+struct Offence {
+    bans: i64,
+    first: i64,
+    last: i64,
+    jails: Jails,
+}
+
+/// The jails an address was banned in, by number: a bit each for the first
+/// 64 (so most addresses allocate nothing), a list beyond.
+#[derive(Default)]
+struct Jails {
+    first: u64,
+    more: Vec<u32>,
+}
+
+impl Jails {
+    fn add(&mut self, id: u32) {
+        if id < 64 {
+            self.first |= 1 << id;
+        } else if !self.more.contains(&id) {
+            self.more.push(id);
+        }
+    }
+
+    fn ids(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..64)
+            .filter(|bit| self.first & (1 << bit) != 0)
+            .chain(self.more.iter().map(|&id| id as usize))
+    }
+}
+
+impl Default for Offence {
+    fn default() -> Self {
+        Offence {
+            bans: 0,
+            first: i64::MAX,
+            last: i64::MIN,
+            jails: Jails::default(),
+        }
+    }
+}
+
+/// The range's rows (`columns` of [`source`], the address first) folded
+/// into one `T` per address by `add`, in one pass. The map holds only an
+/// index into the list, so that it stays small as it grows.
+fn per_address<T: Default>(
+    conn: &Connection,
+    q: &StatsQuery,
+    columns: &str,
+    mut add: impl FnMut(&mut T, &rusqlite::Row<'_>) -> Result<()>,
+) -> Result<Vec<([u8; 16], T)>> {
+    let mut index: HashMap<[u8; 16], usize> = HashMap::default();
+    let mut tallies = Vec::new();
+    each_row(conn, q, columns, |row| {
+        let key = key_at(row, 0)?;
+        let i = *index.entry(key).or_insert_with(|| {
+            tallies.push((key, T::default()));
+            tallies.len() - 1
+        });
+        add(&mut tallies[i].1, row)
+    })?;
+    Ok(tallies)
+}
+
+/// The `limit` first of `items` in `order`, unsorted.
+fn first_n<T>(mut items: Vec<T>, limit: u32, mut order: impl FnMut(&T, &T) -> Ordering) -> Vec<T> {
+    let limit = limit as usize;
+    if limit < items.len() {
+        items.select_nth_unstable_by(limit, &mut order);
+        items.truncate(limit);
+    }
+    items
 }
 
 pub(super) fn top(
@@ -468,9 +582,9 @@ pub(super) fn top(
     let (key, label) = match by {
         TopBy::Jail => return top_names(conn, q, "jail", limit),
         TopBy::Host => return top_names(conn, q, "host", limit),
+        TopBy::Network => return top_networks(conn, q, limit),
         TopBy::Country => ("i.country", "NULL"),
         TopBy::Asn => ("i.asn", "max(i.as_org)"),
-        TopBy::Network => ("i.network", "NULL"),
     };
     let (src, mut args) = source(q);
     args.push(Value::Integer(i64::from(limit)));
@@ -505,7 +619,7 @@ pub(super) fn top(
 /// with its distinct addresses: both kept on the ban's row, so the range's
 /// rows are grouped in one pass.
 fn top_names(conn: &Connection, q: &StatsQuery, column: &str, limit: u32) -> Result<Vec<TopEntry>> {
-    let mut groups: HashMap<String, (i64, HashSet<[u8; 16]>)> = HashMap::new();
+    let mut groups: HashMap<String, (i64, HashSet<[u8; 16]>)> = HashMap::default();
     each_row(conn, q, &format!("ip_key, bans, {column}"), |row| {
         let name = name_at(row, 2)?;
         let group = match groups.get_mut(name) {
@@ -516,17 +630,89 @@ fn top_names(conn: &Connection, q: &StatsQuery, column: &str, limit: u32) -> Res
         group.1.insert(key_at(row, 0)?);
         Ok(())
     })?;
-    let mut top: Vec<TopEntry> = groups
+    let groups = groups
         .into_iter()
-        .map(|(key, (bans, addresses))| TopEntry {
-            key,
+        .map(|(name, (bans, addresses))| (name, bans, addresses.len()));
+    Ok(ranked(groups, limit, String::clone))
+}
+
+/// The networks (/24, /64) with the most new bans in the range: an
+/// address's network follows from its key, so none is looked up.
+fn top_networks(conn: &Connection, q: &StatsQuery, limit: u32) -> Result<Vec<TopEntry>> {
+    let bans = per_address(conn, q, "ip_key, bans", |bans: &mut i64, row| {
+        *bans += row.get::<_, i64>(1).map_err(sql_err)?;
+        Ok(())
+    })?;
+    let mut networks: HashMap<[u8; 16], (i64, usize)> = HashMap::default();
+    for (key, bans) in bans {
+        let network = networks.entry(network_key(key)).or_default();
+        network.0 += bans;
+        network.1 += 1;
+    }
+    let networks = networks
+        .into_iter()
+        .map(|(key, (bans, addresses))| (key, bans, addresses));
+    let text = |key: &[u8; 16]| network_of(IpAddr::V6((*key).into()).to_canonical()).to_string();
+    Ok(ranked(networks, limit, text))
+}
+
+/// The `limit` first of `(key, bans, addresses)` as SQL ranks them: most
+/// bans first, then by the key's text, byte by byte. Only the keys that can
+/// make the list (ties at its end included) are put into text.
+fn ranked<K>(
+    items: impl Iterator<Item = (K, i64, usize)>,
+    limit: u32,
+    text: impl Fn(&K) -> String,
+) -> Vec<TopEntry> {
+    let mut items: Vec<_> = items.collect();
+    let limit = limit as usize;
+    if limit == 0 {
+        return Vec::new();
+    }
+    if limit < items.len() {
+        items.select_nth_unstable_by(limit - 1, |a, b| b.1.cmp(&a.1));
+        let least = items[limit - 1].1;
+        items.retain(|item| item.1 >= least);
+    }
+    let mut top: Vec<TopEntry> = items
+        .into_iter()
+        .map(|(key, bans, addresses)| TopEntry {
+            key: text(&key),
             label: None,
             bans: count(bans),
-            unique_ips: addresses.len() as u64,
+            unique_ips: addresses as u64,
         })
         .collect();
-    // As SQL orders them: most bans first, then by name, byte by byte.
     top.sort_unstable_by(|a, b| b.bans.cmp(&a.bans).then_with(|| a.key.cmp(&b.key)));
-    top.truncate(limit as usize);
-    Ok(top)
+    top.truncate(limit);
+    top
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jails_past_the_first_64_are_kept_once_each() {
+        let mut jails = Jails::default();
+        for id in [3, 0, 63, 64, 200, 64, 3, 200, 65] {
+            jails.add(id);
+        }
+        assert_eq!(jails.ids().collect::<Vec<_>>(), [0, 3, 63, 64, 200, 65]);
+    }
+
+    #[test]
+    fn a_ranking_keeps_every_tie_until_it_is_cut_by_key() {
+        let items = [("c", 2, 1), ("a", 5, 1), ("d", 2, 2), ("b", 2, 1), ("e", 1, 1)];
+        let keys = |limit| {
+            ranked(items.into_iter(), limit, |k| k.to_string())
+                .into_iter()
+                .map(|t| t.key)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(2), ["a", "b"]);
+        assert_eq!(keys(3), ["a", "b", "c"]);
+        assert_eq!(keys(9), ["a", "b", "c", "d", "e"]);
+        assert!(keys(0).is_empty());
+    }
 }
