@@ -236,7 +236,12 @@ impl SqliteStorage {
                 return f(&lock(&inner.writer));
             };
             let conn = inner.take_reader(path)?;
-            let result = f(&conn);
+            // One snapshot for all of a read's statements: a statistic read in
+            // parts (whole days, then the edges) never sees a batch land between them.
+            let result = conn
+                .unchecked_transaction()
+                .map_err(sql_err)
+                .and_then(|snapshot| f(&snapshot));
             lock(&inner.readers).idle.push(conn);
             inner.returned.notify_one();
             result

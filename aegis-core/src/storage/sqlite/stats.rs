@@ -431,6 +431,9 @@ pub(super) fn top_offenders(
     q: &StatsQuery,
     limit: u32,
 ) -> Result<Vec<Offender>> {
+    if !hashed(q) {
+        return top_offenders_sorted(conn, q, limit);
+    }
     let mut jail_ids: HashMap<String, u32> = HashMap::default();
     let tallies = per_address(
         conn,
@@ -487,6 +490,63 @@ pub(super) fn top_offenders(
         });
     }
     Ok(out)
+}
+
+/// [`top_offenders`] over a long range: SQLite's sorter groups the
+/// addresses, spilling to disk rather than holding them all in memory.
+fn top_offenders_sorted(conn: &Connection, q: &StatsQuery, limit: u32) -> Result<Vec<Offender>> {
+    let (src, mut args) = source(q);
+    args.push(Value::Integer(i64::from(limit)));
+    let sql = format!(
+        "SELECT t.ip_key, t.bans, t.first, t.last, t.jails, i.country FROM (
+            SELECT ip_key, sum(bans) AS bans, min(first) AS first, max(last) AS last,
+                   json_group_array(DISTINCT jail) AS jails
+            FROM ({src}) GROUP BY ip_key ORDER BY bans DESC, last DESC, ip_key LIMIT ?
+         ) t LEFT JOIN ips i ON i.ip_key = t.ip_key
+         ORDER BY t.bans DESC, t.last DESC, t.ip_key"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args), |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(5)?,
+            ))
+        })
+        .map_err(sql_err)?;
+    let corrupt = |what: &str| corrupt(what, "ip_day");
+    let mut out = Vec::new();
+    for row in rows {
+        let (key, bans, first, last, jails, country) = row.map_err(sql_err)?;
+        let mut jails: Vec<String> = serde_json::from_str(&jails).map_err(|_| corrupt("jail"))?;
+        jails.sort();
+        out.push(Offender {
+            ip: ip_from_key(&key).ok_or_else(|| corrupt("ip_key"))?,
+            bans: count(bans),
+            first_seen: Utc
+                .timestamp_millis_opt(first)
+                .single()
+                .ok_or_else(|| corrupt("first"))?,
+            last_seen: Utc
+                .timestamp_millis_opt(last)
+                .single()
+                .ok_or_else(|| corrupt("last"))?,
+            jails,
+            country,
+        });
+    }
+    Ok(out)
+}
+
+/// Whether a ranking of addresses groups them in a hash map (fast) rather
+/// than with SQLite's sorter: for ranges of up to a month, whose addresses
+/// fit in a few tens of megabytes (10M events a year: some 600,000).
+fn hashed(q: &StatsQuery) -> bool {
+    q.until - q.since <= chrono::Duration::days(31)
 }
 
 /// Most bans first, then the latest, then by address, as SQL ranks them.
@@ -582,9 +642,10 @@ pub(super) fn top(
     let (key, label) = match by {
         TopBy::Jail => return top_names(conn, q, "jail", limit),
         TopBy::Host => return top_names(conn, q, "host", limit),
-        TopBy::Network => return top_networks(conn, q, limit),
+        TopBy::Network if hashed(q) => return top_networks(conn, q, limit),
         TopBy::Country => ("i.country", "NULL"),
         TopBy::Asn => ("i.asn", "max(i.as_org)"),
+        TopBy::Network => ("i.network", "NULL"),
     };
     let (src, mut args) = source(q);
     args.push(Value::Integer(i64::from(limit)));
@@ -703,7 +764,13 @@ mod tests {
 
     #[test]
     fn a_ranking_keeps_every_tie_until_it_is_cut_by_key() {
-        let items = [("c", 2, 1), ("a", 5, 1), ("d", 2, 2), ("b", 2, 1), ("e", 1, 1)];
+        let items = [
+            ("c", 2, 1),
+            ("a", 5, 1),
+            ("d", 2, 2),
+            ("b", 2, 1),
+            ("e", 1, 1),
+        ];
         let keys = |limit| {
             ranked(items.into_iter(), limit, |k| k.to_string())
                 .into_iter()
