@@ -1019,8 +1019,10 @@ async fn names_seen_only_at_a_range_edge_are_counted(store: Store) {
         ("last-slot", at(5, 6, 48), Some("NL")),
         ("just-before", at(2, 10, 1), Some("BR")),
         ("just-after", at(5, 6, 50), Some("JP")),
+        ("at-since", since, Some("SE")),
+        ("at-until", until, Some("IT")),
     ];
-    let events: Vec<BanEvent> = placed
+    let mut events: Vec<BanEvent> = placed
         .iter()
         .enumerate()
         .map(|(i, (name, time, country))| {
@@ -1034,6 +1036,12 @@ async fn names_seen_only_at_a_range_edge_are_counted(store: Store) {
             e
         })
         .collect();
+    // One address banned on both sides of each bound, the same day.
+    for time in [at(2, 9, 0), at(2, 11, 0), at(5, 5, 0), at(5, 7, 0)] {
+        let mut e = ban("203.0.113.9", "sshd", "web1", time);
+        e.geo = Some(geo("PL"));
+        events.push(e);
+    }
     store.record_batch(&events).await.unwrap();
     let ranges = [
         (since, until),

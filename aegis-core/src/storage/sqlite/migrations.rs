@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_service_state.sql"),
     include_str!("migrations/0007_scoped_windows.sql"),
     include_str!("migrations/0008_country_slots.sql"),
+    include_str!("migrations/0009_located_days.sql"),
 ];
 
 /// Brings the schema up to date; refuses a database written by a newer Aegis.
@@ -53,6 +54,7 @@ mod tests {
     use super::*;
     use crate::event::{BanEvent, EventKind};
     use crate::ipkey::ip_key;
+    use crate::query::{StatsQuery, TopBy};
     use crate::storage::sqlite::SqliteStorage;
     use crate::storage::{Storage, Workload};
 
@@ -109,5 +111,61 @@ mod tests {
             let stored = store.ip_history(e.ip).await.unwrap();
             assert_eq!(stored.iter().map(|s| s.id).collect::<Vec<_>>(), [e.id()]);
         }
+    }
+
+    /// A store from before address-days carried a location has them located
+    /// as its addresses are: a past week ranks by country and AS at once.
+    #[tokio::test]
+    async fn address_days_are_located_on_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aegis.db");
+        let now = Utc::now();
+        let located = |ip: &str, country: &str, asn: u32| {
+            let mut e =
+                BanEvent::new(EventKind::Ban, ip.parse().unwrap(), "sshd", "h", now).unwrap();
+            e.geo = Some(crate::event::Geo {
+                country: Some(country.into()),
+                asn: Some(asn),
+                ..Default::default()
+            });
+            e
+        };
+        let events = [
+            located("192.0.2.1", "DE", 3320),
+            located("192.0.2.2", "DE", 3320),
+            located("198.51.100.1", "FR", 3215),
+        ];
+        {
+            let store = SqliteStorage::open_for(&path, Workload::Batch).unwrap();
+            store.record_batch(&events).await.unwrap();
+        }
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "ALTER TABLE ip_day DROP COLUMN country; ALTER TABLE ip_day DROP COLUMN asn;
+                 PRAGMA user_version = 8;",
+            )
+            .unwrap();
+        }
+        let store = SqliteStorage::open_for(&path, Workload::Batch).unwrap();
+        let week = StatsQuery::range(
+            now - chrono::Duration::days(7),
+            now + chrono::Duration::hours(1),
+        );
+        let keys = |by| {
+            let (store, week) = (&store, &week);
+            async move {
+                let top = store.top(week, by, 10).await.unwrap();
+                top.into_iter().map(|t| (t.key, t.bans)).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            keys(TopBy::Country).await,
+            [("DE".into(), 2), ("FR".into(), 1)]
+        );
+        assert_eq!(
+            keys(TopBy::Asn).await,
+            [("AS3320".into(), 2), ("AS3215".into(), 1)]
+        );
     }
 }

@@ -1,12 +1,15 @@
 //! Statistics over a time range, read from the summaries maintained on insert.
 //!
-//! Whole UTC days inside the range come from `ip_day`; the partial days at its
-//! edges come from `events` through its time index. Cost thus depends on the
-//! range, never on the total history. Counts and charts read 15-minute slots
+//! Whole UTC days inside the range come from `ip_day`, one row per address,
+//! host, jail and day, with the address's location beside it; the partial
+//! days at its edges from `events` through its time index (or, where the
+//! location matters, from `ip_day` too). Cost thus depends on the range,
+//! never on the total history. Counts and charts read 15-minute slots
 //! (`ban_totals`; `ban_slots` when scoped to a host or jail, `country_slots`
 //! to a country), and so do a summary's counts of countries, jails and hosts
-//! where a slot summary keeps them. The summary and the jail and host
-//! rankings read the range's rows once and group them in Rust.
+//! where a slot summary keeps them. The summary and the rankings read the
+//! range's rows once and group them in hash maps; long ranges rank
+//! addresses with SQLite's sorter instead.
 
 use std::cmp::Ordering;
 use std::net::IpAddr;
@@ -16,7 +19,7 @@ use chrono_tz::Tz;
 // Addresses and names hashed by the million: a fast hash, not a keyed one
 // (the keys come from the store, and a map lives for one request).
 use foldhash::{HashMap, HashSet};
-use rusqlite::types::Value;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::sql_err;
@@ -26,38 +29,85 @@ use crate::ipkey::{ip_from_key, network_key};
 use crate::query::{network_of, DayCount, Offender, StatsQuery, Summary, TopBy, TopEntry};
 use crate::storage::shared::{asn_key, corrupt, count, whole_buckets, LocalDays};
 
-/// Rows `(ip_key, host, jail, bans, first, last)` of new bans in the query's scope.
+/// Rows `(ip_key, host, jail, bans, first, last)` of new bans in the query's
+/// scope.
 fn source(q: &StatsQuery) -> (String, Vec<Value>) {
     let (mut branches, mut args) = (Vec::new(), Vec::new());
-    for (sql, values) in parts(q) {
+    for (sql, values) in parts(q, Where::Unneeded) {
         branches.push(sql);
         args.extend(values);
     }
     (branches.join(" UNION ALL "), args)
 }
 
+/// Whether the range's rows must say where each address is.
+#[derive(Clone, Copy, PartialEq)]
+enum Where {
+    Unneeded,
+    /// `country` and `asn` columns too, as `ip_day` keeps them.
+    Located,
+}
+
 /// [`source`] as separate statements: whole days from `ip_day`, the edges
-/// from `events`.
-fn parts(q: &StatsQuery) -> Vec<(String, Vec<Value>)> {
+/// from `events`. Rows `Located` take their edges from `ip_day` as well
+/// (each raw event would look its address up): the address-days wholly
+/// inside the range, and the bans inside it of those that straddle its
+/// bound, one by one from `events` (none where an address-day holds one
+/// ban, a few where an address is banned again and again across the bound).
+fn parts(q: &StatsQuery, place: Where) -> Vec<(String, Vec<Value>)> {
+    let columns = match place {
+        Where::Unneeded => "ip_key, host, jail, bans, first, last",
+        Where::Located => "ip_key, host, jail, bans, first, last, country, asn",
+    };
     let mut parts = Vec::new();
     let (days, edges) = cut(q, DAY_MS);
     if let Some((first_day, end_day)) = days {
         let mut args = vec![Value::Integer(first_day), Value::Integer(end_day)];
-        let narrow = narrowing(q, &mut args, Rows::Summary);
-        let sql = format!(
-            "SELECT ip_key, host, jail, bans, first, last FROM ip_day
-             WHERE day >= ? AND day < ?{narrow}"
-        );
+        let narrow = narrowing(q, &mut args, Rows::Days);
+        let sql = format!("SELECT {columns} FROM ip_day WHERE day >= ? AND day < ?{narrow}");
         parts.push((sql, args));
     }
-    for (from, to) in edges {
-        let mut args = Vec::new();
-        let sql = format!(
-            "SELECT ip_key, host, jail, 1 AS bans, time AS first, time AS last FROM events
-             WHERE kind = 0 AND restored = 0 AND time >= ? AND time < ?{}",
-            narrowing(q, &mut args, Rows::Events(from, to))
-        );
-        parts.push((sql, args));
+    for (from, to) in edges.into_iter().filter(|(from, to)| from < to) {
+        if place == Where::Unneeded {
+            let mut args = Vec::new();
+            let sql = format!(
+                "SELECT ip_key, host, jail, 1 AS bans, time AS first, time AS last FROM events
+                 WHERE kind = 0 AND restored = 0 AND time >= ? AND time < ?{}",
+                narrowing(q, &mut args, Rows::Events(from, to))
+            );
+            parts.push((sql, args));
+            continue;
+        }
+        let days = [from.div_euclid(DAY_MS), (to - 1).div_euclid(DAY_MS)].map(Value::Integer);
+        let (from, to) = (Value::Integer(from), Value::Integer(to));
+        let mut args = [days.clone(), [from.clone(), to.clone()]].concat();
+        let narrow = narrowing(q, &mut args, Rows::Days);
+        parts.push((
+            format!(
+                "SELECT {columns} FROM ip_day
+                 WHERE day >= ? AND day <= ? AND first >= ? AND last < ?{narrow}"
+            ),
+            args,
+        ));
+        let mut args = [
+            days.as_slice(),
+            &[to.clone(), from.clone(), from.clone(), to.clone()],
+        ]
+        .concat();
+        let narrow = narrowing(q, &mut args, Rows::Days);
+        args.extend([from, to]);
+        parts.push((
+            format!(
+                "SELECT d.ip_key, d.host, d.jail, 1 AS bans, e.time AS first, e.time AS last,
+                    d.country, d.asn
+                 FROM (SELECT * FROM ip_day WHERE day >= ? AND day <= ?
+                       AND first < ? AND last >= ? AND NOT (first >= ? AND last < ?){narrow}) d
+                 JOIN events e ON e.ip_key = d.ip_key AND e.time >= ? AND e.time < ?
+                 WHERE e.time / {DAY_MS} = d.day AND e.host = d.host AND e.jail = d.jail
+                 AND e.kind = 0 AND e.restored = 0"
+            ),
+            args,
+        ));
     }
     parts
 }
@@ -87,9 +137,9 @@ enum Rows {
     Events(i64, i64),
     /// The bans in force (`active_bans`): few, each looks its address up.
     InForce,
-    /// A summary's range, perhaps millions of rows: checked against the
-    /// country's addresses, listed once.
-    Summary,
+    /// A summary by day or slot: `ip_day` carries the address's country;
+    /// the slot summaries of hosts and jails are never narrowed to one.
+    Days,
 }
 
 /// The host, jail and country terms for `rows`, their values pushed to `args`.
@@ -116,7 +166,7 @@ fn narrowing(q: &StatsQuery, args: &mut Vec<Value>, rows: Rows) -> String {
         sql.push_str(&match rows {
             Rows::Events(..) => looked_up("events"),
             Rows::InForce => looked_up("active_bans"),
-            Rows::Summary => " AND ip_key IN (SELECT ip_key FROM ips WHERE country = ?)".into(),
+            Rows::Days => " AND country = ?".into(),
         });
         args.push(Value::Text(country.clone()));
     }
@@ -125,73 +175,54 @@ fn narrowing(q: &StatsQuery, args: &mut Vec<Value>, rows: Rows) -> String {
 
 pub(super) fn summary(conn: &Connection, q: &StatsQuery, now: DateTime<Utc>) -> Result<Summary> {
     let currently_banned = currently_banned(conn, q, now)?;
-    let Some(countries) = slot_distinct(conn, q, Attr::Country)? else {
-        return Ok(Summary {
-            currently_banned,
-            ..summary_by_address(conn, q)?
-        });
-    };
-    let (jails, hosts) = (
+    let (countries, jails, hosts) = (
+        slot_distinct(conn, q, Attr::Country)?,
         slot_distinct(conn, q, Attr::Jail)?,
         slot_distinct(conn, q, Attr::Host)?,
     );
-    // The range's rows are read once; addresses (and a country's jails and
-    // hosts, which no slot summary has) are told apart in hash sets.
-    let names = jails.is_none() || hosts.is_none();
-    let columns = if names {
-        "ip_key, bans, jail, host"
-    } else {
-        "ip_key, bans"
+    // The range's rows are read once; addresses, and the names no slot
+    // summary counts for this scope, are told apart in hash sets.
+    let missing: Vec<&str> = [("country", countries), ("jail", jails), ("host", hosts)]
+        .into_iter()
+        .filter_map(|(column, counted)| counted.is_none().then_some(column))
+        .collect();
+    let mut seen: Vec<HashSet<String>> = vec![HashSet::default(); missing.len()];
+    let columns = [&["ip_key", "bans"], missing.as_slice()]
+        .concat()
+        .join(", ");
+    let place = match missing.contains(&"country") {
+        true => Where::Located,
+        false => Where::Unneeded,
     };
     let (mut addresses, mut bans) = (HashSet::default(), 0);
-    let (mut jail_names, mut host_names) = (HashSet::default(), HashSet::default());
-    each_row(conn, q, columns, |row| {
+    each_row(conn, q, place, &columns, |row| {
         addresses.insert(key_at(row, 0)?);
         bans += row.get::<_, i64>(1).map_err(sql_err)?;
-        if names {
-            for (seen, column) in [(&mut jail_names, 2), (&mut host_names, 3)] {
-                let name = name_at(row, column)?;
-                if !seen.contains(name) {
-                    seen.insert(name.to_owned());
-                }
+        for (column, seen) in (2..).zip(&mut seen) {
+            let name = row.get_ref(column).map_err(sql_err)?;
+            // An address whose country is unknown counts for none.
+            if matches!(name, ValueRef::Null) {
+                continue;
+            }
+            let name = name.as_str().map_err(|_| corrupt("name", "ip_day"))?;
+            if !seen.contains(name) {
+                seen.insert(name.to_owned());
             }
         }
         Ok(())
     })?;
+    let found = |column| {
+        let i = missing.iter().position(|c| *c == column);
+        i.map_or(0, |i| seen[i].len() as u64)
+    };
     Ok(Summary {
         bans: count(bans),
         unique_ips: addresses.len() as u64,
-        countries,
-        jails: jails.unwrap_or(jail_names.len() as u64),
-        hosts: hosts.unwrap_or(host_names.len() as u64),
+        countries: countries.unwrap_or_else(|| found("country")),
+        jails: jails.unwrap_or_else(|| found("jail")),
+        hosts: hosts.unwrap_or_else(|| found("host")),
         currently_banned,
     })
-}
-
-/// A host's or a jail's summary (no slot summary has its countries): its
-/// addresses grouped once, then their countries looked up in key order.
-fn summary_by_address(conn: &Connection, q: &StatsQuery) -> Result<Summary> {
-    let (src, args) = source(q);
-    let sql = format!(
-        "WITH s AS ({src})
-         SELECT a.bans, a.ips, a.countries, b.jails, b.hosts FROM
-            (SELECT coalesce(sum(g.bans), 0) AS bans, count(*) AS ips,
-                    count(DISTINCT i.country) AS countries
-             FROM (SELECT ip_key, sum(bans) AS bans FROM s GROUP BY ip_key) g
-             LEFT JOIN ips i ON i.ip_key = g.ip_key) a,
-            (SELECT count(DISTINCT jail) AS jails, count(DISTINCT host) AS hosts FROM s) b"
-    );
-    conn.query_row(&sql, rusqlite::params_from_iter(args), |r| {
-        Ok(Summary {
-            bans: count(r.get(0)?),
-            unique_ips: count(r.get(1)?),
-            countries: count(r.get(2)?),
-            jails: count(r.get(3)?),
-            hosts: count(r.get(4)?),
-            currently_banned: 0,
-        })
-    })
-    .map_err(sql_err)
 }
 
 /// Calls `f` on each of the range's rows (`columns` of [`source`]), for the
@@ -201,10 +232,11 @@ fn summary_by_address(conn: &Connection, q: &StatsQuery) -> Result<Summary> {
 fn each_row(
     conn: &Connection,
     q: &StatsQuery,
+    place: Where,
     columns: &str,
     mut f: impl FnMut(&rusqlite::Row<'_>) -> Result<()>,
 ) -> Result<()> {
-    for (part, args) in parts(q) {
+    for (part, args) in parts(q, place) {
         let mut stmt = conn
             .prepare_cached(&format!("SELECT {columns} FROM ({part})"))
             .map_err(sql_err)?;
@@ -271,7 +303,7 @@ fn slot_distinct(conn: &Connection, q: &StatsQuery, attr: Attr) -> Result<Option
                 args.push(Value::Text(country.clone()));
                 " AND country = ?".into()
             }
-            None => narrowing(q, &mut args, Rows::Summary),
+            None => narrowing(q, &mut args, Rows::Days),
         };
         branches.push(format!(
             "SELECT {column} AS v FROM {table} WHERE slot >= ? AND slot < ? AND bans > 0{narrow}"
@@ -382,7 +414,7 @@ fn slot_summary(q: &StatsQuery, args: &mut Vec<Value>) -> Option<(&'static str, 
     );
     match (country, host_or_jail) {
         (None, false) => Some(("ban_totals", String::new())),
-        (None, true) => Some(("ban_slots", narrowing(q, args, Rows::Summary))),
+        (None, true) => Some(("ban_slots", narrowing(q, args, Rows::Days))),
         (Some(country), false) => {
             args.push(Value::Text(country.clone()));
             Some(("country_slots", " AND country = ?".into()))
@@ -612,7 +644,7 @@ fn per_address<T: Default>(
 ) -> Result<Vec<([u8; 16], T)>> {
     let mut index: HashMap<[u8; 16], usize> = HashMap::default();
     let mut tallies = Vec::new();
-    each_row(conn, q, columns, |row| {
+    each_row(conn, q, Where::Unneeded, columns, |row| {
         let key = key_at(row, 0)?;
         let i = *index.entry(key).or_insert_with(|| {
             tallies.push((key, T::default()));
@@ -639,50 +671,42 @@ pub(super) fn top(
     by: TopBy,
     limit: u32,
 ) -> Result<Vec<TopEntry>> {
-    let (key, label) = match by {
-        TopBy::Jail => return top_names(conn, q, "jail", limit),
-        TopBy::Host => return top_names(conn, q, "host", limit),
-        TopBy::Network if hashed(q) => return top_networks(conn, q, limit),
-        TopBy::Country => ("i.country", "NULL"),
-        TopBy::Asn => ("i.asn", "max(i.as_org)"),
-        TopBy::Network => ("i.network", "NULL"),
-    };
-    let (src, mut args) = source(q);
-    args.push(Value::Integer(i64::from(limit)));
-    // Each address once, in key order, before its attributes are looked up:
-    // the lookups then walk the address table in order.
-    let sql = format!(
-        "SELECT {key} AS k, {label}, sum(g.bans) AS bans, count(*)
-         FROM (SELECT ip_key, sum(bans) AS bans FROM ({src}) GROUP BY ip_key) g
-         CROSS JOIN ips i ON i.ip_key = g.ip_key
-         WHERE k IS NOT NULL GROUP BY k ORDER BY bans DESC, k LIMIT ?"
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(args), |r| {
-            let key = match r.get::<_, Value>(0)? {
-                Value::Integer(asn) => asn_key(asn),
-                Value::Text(t) => t,
-                _ => String::new(),
-            };
-            Ok(TopEntry {
-                key,
-                label: r.get(1)?,
-                bans: count(r.get(2)?),
-                unique_ips: count(r.get(3)?),
-            })
-        })
-        .map_err(sql_err)?;
-    rows.collect::<rusqlite::Result<_>>().map_err(sql_err)
+    match by {
+        TopBy::Jail => top_column(conn, q, "jail", limit),
+        TopBy::Host => top_column(conn, q, "host", limit),
+        TopBy::Country => top_column(conn, q, "country", limit),
+        TopBy::Asn => top_column(conn, q, "asn", limit),
+        TopBy::Network if hashed(q) => top_networks(conn, q, limit),
+        TopBy::Network => top_networks_sorted(conn, q, limit),
+    }
 }
 
-/// The jails or hosts (`column`) with the most new bans in the range, each
-/// with its distinct addresses: both kept on the ban's row, so the range's
-/// rows are grouped in one pass.
-fn top_names(conn: &Connection, q: &StatsQuery, column: &str, limit: u32) -> Result<Vec<TopEntry>> {
+/// The jails, hosts, countries or ASes (`column`) with the most new bans in
+/// the range, each with its distinct addresses: all kept on the range's rows
+/// (an address's location beside each of its days), so one pass groups
+/// them. An address not located counts for no country or AS. An AS is
+/// labelled as its lowest address in the range has it.
+fn top_column(
+    conn: &Connection,
+    q: &StatsQuery,
+    column: &str,
+    limit: u32,
+) -> Result<Vec<TopEntry>> {
     let mut groups: HashMap<String, (i64, HashSet<[u8; 16]>)> = HashMap::default();
-    each_row(conn, q, &format!("ip_key, bans, {column}"), |row| {
-        let name = name_at(row, 2)?;
+    let place = match column {
+        "country" | "asn" => Where::Located,
+        _ => Where::Unneeded,
+    };
+    each_row(conn, q, place, &format!("ip_key, bans, {column}"), |row| {
+        let asn;
+        let name = match row.get_ref(2).map_err(sql_err)? {
+            ValueRef::Null => return Ok(()),
+            ValueRef::Integer(number) => {
+                asn = asn_key(number);
+                asn.as_str()
+            }
+            name => name.as_str().map_err(|_| corrupt("name", "ip_day"))?,
+        };
         let group = match groups.get_mut(name) {
             Some(group) => group,
             None => groups.entry(name.to_owned()).or_default(),
@@ -691,10 +715,30 @@ fn top_names(conn: &Connection, q: &StatsQuery, column: &str, limit: u32) -> Res
         group.1.insert(key_at(row, 0)?);
         Ok(())
     })?;
-    let groups = groups
-        .into_iter()
-        .map(|(name, (bans, addresses))| (name, bans, addresses.len()));
-    Ok(ranked(groups, limit, String::clone))
+    let lowest: HashMap<&String, [u8; 16]> = match column {
+        "asn" => groups
+            .iter()
+            .filter_map(|(name, (_, addresses))| Some((name, *addresses.iter().min()?)))
+            .collect(),
+        _ => HashMap::default(),
+    };
+    let ranking = groups
+        .iter()
+        .map(|(name, (bans, addresses))| (name, *bans, addresses.len()));
+    let mut top = ranked(ranking, limit, |name| name.to_string());
+    let mut label = conn
+        .prepare_cached("SELECT as_org FROM ips WHERE ip_key = ?1")
+        .map_err(sql_err)?;
+    for entry in &mut top {
+        if let Some(key) = lowest.get(&entry.key) {
+            entry.label = label
+                .query_row([&key[..]], |r| r.get(0))
+                .optional()
+                .map_err(sql_err)?
+                .flatten();
+        }
+    }
+    Ok(top)
 }
 
 /// The networks (/24, /64) with the most new bans in the range: an
@@ -715,6 +759,31 @@ fn top_networks(conn: &Connection, q: &StatsQuery, limit: u32) -> Result<Vec<Top
         .map(|(key, (bans, addresses))| (key, bans, addresses));
     let text = |key: &[u8; 16]| network_of(IpAddr::V6((*key).into()).to_canonical()).to_string();
     Ok(ranked(networks, limit, text))
+}
+
+/// [`top_networks`] over a long range: SQLite's sorter groups the
+/// addresses (spilling to disk), each then joined to its network.
+fn top_networks_sorted(conn: &Connection, q: &StatsQuery, limit: u32) -> Result<Vec<TopEntry>> {
+    let (src, mut args) = source(q);
+    args.push(Value::Integer(i64::from(limit)));
+    let sql = format!(
+        "SELECT i.network AS k, sum(g.bans) AS bans, count(*)
+         FROM (SELECT ip_key, sum(bans) AS bans FROM ({src}) GROUP BY ip_key) g
+         CROSS JOIN ips i ON i.ip_key = g.ip_key
+         GROUP BY k ORDER BY bans DESC, k LIMIT ?"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args), |r| {
+            Ok(TopEntry {
+                key: r.get(0)?,
+                label: None,
+                bans: count(r.get(1)?),
+                unique_ips: count(r.get(2)?),
+            })
+        })
+        .map_err(sql_err)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(sql_err)
 }
 
 /// The `limit` first of `(key, bans, addresses)` as SQL ranks them: most

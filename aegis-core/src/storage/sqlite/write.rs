@@ -169,8 +169,8 @@ impl<'a> Place<'a> {
 /// Moves an address to `place` (`keep_known`: where `place` says nothing, the
 /// old stays) and keeps the summaries right: its bans move to the new country
 /// in `country_slots` (those of events up to row `folded`, the ones already
-/// counted), its window rows move to the new keys (the triggers move the
-/// totals), and the windows scoped to a country it left or joined are
+/// counted), its address-days are located anew, its window rows move to the
+/// new keys (the triggers move the totals), and the windows scoped to a country it left or joined are
 /// emptied to be built again.
 fn locate(
     tx: &rusqlite::Transaction<'_>,
@@ -202,10 +202,17 @@ fn locate(
          WHERE win IN (SELECT win FROM win_state) AND ip_key = ?1",
     )?
     .execute(params![key, new.country, new.asn, new.as_org])?;
-    if new.country != old.country {
+    if (new.country, new.asn) != (old.country, old.asn) {
         // The address's events are found through its index, which a bulk
         // load may have set aside: without it each move would scan them all.
         address_index(tx)?;
+        tx.prepare_cached(&format!(
+            "UPDATE ip_day SET country = ?2, asn = ?3 WHERE ip_key = ?1 AND day IN (
+                SELECT DISTINCT time / {DAY_MS} FROM events WHERE ip_key = ?1)"
+        ))?
+        .execute(params![key, new.country, new.asn])?;
+    }
+    if new.country != old.country {
         for (country, sign) in [(old.country, -1), (new.country, 1)] {
             tx.prepare_cached(&format!(
                 "INSERT INTO country_slots (slot, country, bans)
@@ -245,12 +252,17 @@ fn fold(tx: &rusqlite::Transaction<'_>, after: i64, present: Present) -> rusqlit
     const NEW_BANS: &str = "e.id > ?1 AND e.kind = 0 AND e.restored = 0";
     // Every statement skipped saves its compilation: `aegis ban` prepares them afresh.
     if present.new_bans {
+        // Located as `ips` has the address now (see `locate`).
         tx.prepare_cached(&format!(
-            "INSERT INTO ip_day (day, ip_key, host, jail, bans, first, last)
-             SELECT e.time / {DAY_MS}, e.ip_key, e.host, e.jail, count(*), min(e.time), max(e.time)
-             FROM events e NOT INDEXED WHERE {NEW_BANS} GROUP BY 1, 2, 3, 4
+            "INSERT INTO ip_day (day, ip_key, host, jail, bans, first, last, country, asn)
+             SELECT g.*, i.country, i.asn FROM (
+                SELECT e.time / {DAY_MS}, e.ip_key, e.host, e.jail, count(*), min(e.time),
+                    max(e.time)
+                FROM events e NOT INDEXED WHERE {NEW_BANS} GROUP BY 1, 2, 3, 4
+             ) g LEFT JOIN ips i ON i.ip_key = g.ip_key WHERE true
              ON CONFLICT (day, ip_key, host, jail) DO UPDATE SET bans = bans + excluded.bans,
-                first = min(first, excluded.first), last = max(last, excluded.last)"
+                first = min(first, excluded.first), last = max(last, excluded.last),
+                country = excluded.country, asn = excluded.asn"
         ))?
         .execute([after])?;
         tx.prepare_cached(&format!(
@@ -359,10 +371,11 @@ pub(super) fn prune(conn: &mut Connection, before: DateTime<Utc>) -> Result<u64>
             .map_err(sql_err)?;
     }
     tx.execute(
-        "INSERT INTO ip_day (day, ip_key, host, jail, bans, first, last)
-         SELECT ?1, ip_key, host, jail, count(*), min(time), max(time) FROM events
-         WHERE time >= ?2 AND time < ?3 AND kind = 0 AND restored = 0
-         GROUP BY ip_key, host, jail",
+        "INSERT INTO ip_day (day, ip_key, host, jail, bans, first, last, country, asn)
+         SELECT ?1, e.ip_key, e.host, e.jail, count(*), min(e.time), max(e.time), i.country, i.asn
+         FROM events e LEFT JOIN ips i ON i.ip_key = e.ip_key
+         WHERE e.time >= ?2 AND e.time < ?3 AND e.kind = 0 AND e.restored = 0
+         GROUP BY e.ip_key, e.host, e.jail",
         params![day, cutoff, (day + 1) * DAY_MS],
     )
     .map_err(sql_err)?;
