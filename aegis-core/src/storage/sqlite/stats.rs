@@ -49,11 +49,8 @@ enum Where {
 }
 
 /// [`source`] as separate statements: whole days from `ip_day`, the edges
-/// from `events`. Rows `Located` take their edges from `ip_day` as well
-/// (each raw event would look its address up): the address-days wholly
-/// inside the range, and the bans inside it of those that straddle its
-/// bound, one by one from `events` (none where an address-day holds one
-/// ban, a few where an address is banned again and again across the bound).
+/// from `events`, or from `ip_day` too where an address's location matters
+/// (see [`located_edge`]).
 fn parts(q: &StatsQuery, place: Where) -> Vec<(String, Vec<Value>)> {
     let columns = match place {
         Where::Unneeded => "ip_key, host, jail, bans, first, last",
@@ -67,49 +64,60 @@ fn parts(q: &StatsQuery, place: Where) -> Vec<(String, Vec<Value>)> {
         let sql = format!("SELECT {columns} FROM ip_day WHERE day >= ? AND day < ?{narrow}");
         parts.push((sql, args));
     }
+    // A country's edges too: `ip_day` knows each address's country.
+    let located = place == Where::Located || q.scope.country.is_some();
     for (from, to) in edges.into_iter().filter(|(from, to)| from < to) {
-        if place == Where::Unneeded {
-            let mut args = Vec::new();
-            let sql = format!(
-                "SELECT ip_key, host, jail, 1 AS bans, time AS first, time AS last FROM events
-                 WHERE kind = 0 AND restored = 0 AND time >= ? AND time < ?{}",
-                narrowing(q, &mut args, Rows::Events(from, to))
-            );
-            parts.push((sql, args));
-            continue;
+        match located {
+            false => {
+                let mut args = Vec::new();
+                let sql = format!(
+                    "SELECT ip_key, host, jail, 1 AS bans, time AS first, time AS last
+                     FROM events WHERE kind = 0 AND restored = 0 AND time >= ? AND time < ?{}",
+                    narrowing(q, &mut args, Rows::Events(from, to))
+                );
+                parts.push((sql, args));
+            }
+            true => parts.extend(located_edge(q, columns, from, to)),
         }
-        let days = [from.div_euclid(DAY_MS), (to - 1).div_euclid(DAY_MS)].map(Value::Integer);
-        let (from, to) = (Value::Integer(from), Value::Integer(to));
-        let mut args = [days.clone(), [from.clone(), to.clone()]].concat();
-        let narrow = narrowing(q, &mut args, Rows::Days);
-        parts.push((
-            format!(
-                "SELECT {columns} FROM ip_day
-                 WHERE day >= ? AND day <= ? AND first >= ? AND last < ?{narrow}"
-            ),
-            args,
-        ));
-        let mut args = [
-            days.as_slice(),
-            &[to.clone(), from.clone(), from.clone(), to.clone()],
-        ]
-        .concat();
-        let narrow = narrowing(q, &mut args, Rows::Days);
-        args.extend([from, to]);
-        parts.push((
-            format!(
-                "SELECT d.ip_key, d.host, d.jail, 1 AS bans, e.time AS first, e.time AS last,
-                    d.country, d.asn
-                 FROM (SELECT * FROM ip_day WHERE day >= ? AND day <= ?
-                       AND first < ? AND last >= ? AND NOT (first >= ? AND last < ?){narrow}) d
-                 JOIN events e ON e.ip_key = d.ip_key AND e.time >= ? AND e.time < ?
-                 WHERE e.time / {DAY_MS} = d.day AND e.host = d.host AND e.jail = d.jail
-                 AND e.kind = 0 AND e.restored = 0"
-            ),
-            args,
-        ));
     }
     parts
+}
+
+/// The rows of `[from, to)`, an edge of the range, from `ip_day` (a raw
+/// event would look its address up): the address-days wholly inside it, and
+/// the bans inside it of those that straddle its bounds, one by one from
+/// `events` (none where an address-day holds one ban, a few where an address
+/// is banned again and again across a bound).
+fn located_edge(q: &StatsQuery, columns: &str, from: i64, to: i64) -> [(String, Vec<Value>); 2] {
+    let days = [from.div_euclid(DAY_MS), (to - 1).div_euclid(DAY_MS)].map(Value::Integer);
+    let (from, to) = (Value::Integer(from), Value::Integer(to));
+    let mut args = [days.clone(), [from.clone(), to.clone()]].concat();
+    let narrow = narrowing(q, &mut args, Rows::Days);
+    let inside = (
+        format!(
+            "SELECT {columns} FROM ip_day
+             WHERE day >= ? AND day <= ? AND first >= ? AND last < ?{narrow}"
+        ),
+        args,
+    );
+    let bounds = [to.clone(), from.clone(), from.clone(), to.clone()];
+    let mut args = [days.as_slice(), &bounds].concat();
+    let narrow = narrowing(q, &mut args, Rows::Days);
+    args.extend([from, to]);
+    let straddling = (
+        format!(
+            "SELECT {columns} FROM (
+                SELECT d.ip_key, d.host, d.jail, 1 AS bans, e.time AS first, e.time AS last,
+                    d.country, d.asn
+                FROM (SELECT * FROM ip_day WHERE day >= ? AND day <= ?
+                      AND first < ? AND last >= ? AND NOT (first >= ? AND last < ?){narrow}) d
+                JOIN events e ON e.ip_key = d.ip_key AND e.time >= ? AND e.time < ?
+                WHERE e.time / {DAY_MS} = d.day AND e.host = d.host AND e.jail = d.jail
+                AND e.kind = 0 AND e.restored = 0)"
+        ),
+        args,
+    );
+    [inside, straddling]
 }
 
 /// `[start, end)`: bucket numbers, or milliseconds.
