@@ -41,11 +41,6 @@ pub fn count(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-/// The ranking key of an autonomous system.
-pub fn asn_key(asn: i64) -> String {
-    format!("AS{asn}")
-}
-
 /// A UTC day, the unit of the per-address summaries.
 pub const DAY_MS: i64 = 86_400_000;
 

@@ -19,7 +19,7 @@ use super::mongo_err;
 use super::tally::{Tallies, SLOTS_PER_DAY};
 use crate::error::Result;
 use crate::query::{DayCount, Offender, StatsQuery, Summary, TopBy, TopEntry};
-use crate::storage::shared::{self, asn_key, LocalDays, DAY_MS, DEFAULT_BANTIME_S, SLOT_MS};
+use crate::storage::shared::{self, LocalDays, DAY_MS, DEFAULT_BANTIME_S, SLOT_MS};
 
 /// Where [`run`] logs the documents each pipeline reads.
 const READS: &str = "aegis_core::mongo::reads";
@@ -462,4 +462,9 @@ async fn currently_banned(
     let addresses: std::collections::HashSet<&String> =
         active.keys().map(|(ip, _, _)| ip).collect();
     Ok(addresses.len() as u64)
+}
+
+/// The ranking key of an autonomous system, as the SQLite store makes it.
+fn asn_key(asn: i64) -> String {
+    format!("AS{asn}")
 }

@@ -27,7 +27,7 @@ use super::write::{DAY_MS, SLOT_MS};
 use crate::error::Result;
 use crate::ipkey::{ip_from_key, network_key};
 use crate::query::{network_of, DayCount, Offender, StatsQuery, Summary, TopBy, TopEntry};
-use crate::storage::shared::{asn_key, corrupt, count, whole_buckets, LocalDays};
+use crate::storage::shared::{corrupt, count, whole_buckets, LocalDays};
 
 /// Rows `(ip_key, host, jail, bans, first, last)` of new bans in the query's
 /// scope.
@@ -233,9 +233,9 @@ pub(super) fn summary(conn: &Connection, q: &StatsQuery, now: DateTime<Utc>) -> 
     })
 }
 
-/// Calls `f` on each of the range's rows (`columns` of [`source`]), for the
-/// statistics that tell addresses apart in a hash set: faster than SQLite's
-/// temporary indexes, for about the same memory. Each part of the range is
+/// Calls `f` on each of the range's rows (`columns` of the rows [`parts`]
+/// gives for `place`), for the statistics that tell addresses apart in a
+/// hash set: faster than SQLite's temporary indexes, for about the same memory. Each part of the range is
 /// its own statement, so that SQLite hands rows over without copying them.
 fn each_row(
     conn: &Connection,
@@ -701,18 +701,15 @@ fn top_column(
     limit: u32,
 ) -> Result<Vec<TopEntry>> {
     let mut groups: HashMap<String, (i64, HashSet<[u8; 16]>)> = HashMap::default();
-    let place = match column {
-        "country" | "asn" => Where::Located,
-        _ => Where::Unneeded,
+    let (place, name) = match column {
+        "country" => (Where::Located, column),
+        // As the windows key an AS; made by SQLite, which allocates nothing per row.
+        "asn" => (Where::Located, "'AS' || asn"),
+        _ => (Where::Unneeded, column),
     };
-    each_row(conn, q, place, &format!("ip_key, bans, {column}"), |row| {
-        let asn;
+    each_row(conn, q, place, &format!("ip_key, bans, {name}"), |row| {
         let name = match row.get_ref(2).map_err(sql_err)? {
             ValueRef::Null => return Ok(()),
-            ValueRef::Integer(number) => {
-                asn = asn_key(number);
-                asn.as_str()
-            }
             name => name.as_str().map_err(|_| corrupt("name", "ip_day"))?,
         };
         let group = match groups.get_mut(name) {
@@ -723,27 +720,25 @@ fn top_column(
         group.1.insert(key_at(row, 0)?);
         Ok(())
     })?;
-    let lowest: HashMap<&String, [u8; 16]> = match column {
-        "asn" => groups
-            .iter()
-            .filter_map(|(name, (_, addresses))| Some((name, *addresses.iter().min()?)))
-            .collect(),
-        _ => HashMap::default(),
-    };
     let ranking = groups
         .iter()
         .map(|(name, (bans, addresses))| (name, *bans, addresses.len()));
     let mut top = ranked(ranking, limit, |name| name.to_string());
-    let mut label = conn
-        .prepare_cached("SELECT as_org FROM ips WHERE ip_key = ?1")
-        .map_err(sql_err)?;
-    for entry in &mut top {
-        if let Some(key) = lowest.get(&entry.key) {
-            entry.label = label
-                .query_row([&key[..]], |r| r.get(0))
-                .optional()
-                .map_err(sql_err)?
-                .flatten();
+    if column == "asn" {
+        let mut label = conn
+            .prepare_cached("SELECT as_org FROM ips WHERE ip_key = ?1")
+            .map_err(sql_err)?;
+        for entry in &mut top {
+            let lowest = groups
+                .get(&entry.key)
+                .and_then(|(_, keys)| keys.iter().min());
+            if let Some(key) = lowest {
+                entry.label = label
+                    .query_row([&key[..]], |r| r.get(0))
+                    .optional()
+                    .map_err(sql_err)?
+                    .flatten();
+            }
         }
     }
     Ok(top)

@@ -167,11 +167,11 @@ impl<'a> Place<'a> {
 }
 
 /// Moves an address to `place` (`keep_known`: where `place` says nothing, the
-/// old stays) and keeps the summaries right: its bans move to the new country
-/// in `country_slots` (those of events up to row `folded`, the ones already
-/// counted), its address-days are located anew, its window rows move to the
-/// new keys (the triggers move the totals), and the windows scoped to a country it left or joined are
-/// emptied to be built again.
+/// old stays) and keeps the summaries right: its address-days are located
+/// anew, its bans move to the new country in `country_slots` (those of events
+/// up to row `folded`, the ones already counted), its window rows move to the
+/// new keys (the triggers move the totals), and the windows scoped to a
+/// country it left or joined are emptied to be built again.
 fn locate(
     tx: &rusqlite::Transaction<'_>,
     key: &[u8],
