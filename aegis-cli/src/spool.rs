@@ -29,10 +29,11 @@ const BATCH: usize = 2_000;
 const LOCK: &str = ".lock";
 /// Why the last attempt to store spooled events failed; gone once one succeeds.
 const LAST_FAILURE: &str = ".last-failure";
-/// How long a writer waits for the store to connect or to take a batch: it is
-/// off fail2ban's clock, but a hung store must not keep a process alive
-/// forever. What it leaves stays spooled, and the next call starts another.
-/// Per step, so that a long backlog, stored batch by batch, is no failure.
+/// How long a writer waits for a network store to connect, or for any store to
+/// take a batch: it is off fail2ban's clock, but a hung store must not keep a
+/// process alive forever. What it leaves stays spooled, and the next call
+/// starts another. Per step, so that a long backlog, stored batch by batch, is
+/// no failure.
 const WRITER_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Who moves the spool into the store.
@@ -215,7 +216,15 @@ impl Spool {
             return Ok(None);
         };
         let stored = async {
-            let store = drainer.bounded(connect(url)).await?;
+            // Opening a file store may run a migration (35 s for 10M events
+            // here), on a blocking thread no timeout could stop: it is let
+            // finish, so that the writer stores its events after it instead of
+            // reporting a failure. A network store's connect stays bounded.
+            let store = if url.is_remote() {
+                drainer.bounded(connect(url)).await?
+            } else {
+                connect(url).await?
+            };
             let mut total = Drained::default();
             loop {
                 self.drain(store.as_ref(), drainer, &mut total).await?;

@@ -25,6 +25,7 @@ mod decisions;
 mod migrations;
 mod read;
 mod stats;
+mod tally;
 mod window;
 mod write;
 

@@ -4,9 +4,11 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
+use foldhash::HashMap;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::sql_err;
+use super::tally::{Location, Tally};
 use crate::error::Result;
 use crate::event::{round_half_even_secs, BanEvent, EventId, EventKind, Geo};
 use crate::ipkey::ip_key;
@@ -23,15 +25,20 @@ pub(super) fn insert(conn: &mut Connection, events: &[BanEvent]) -> Result<Batch
         .map_err(sql_err)?;
     let before = newest_id(&tx).map_err(sql_err)?;
     let mut outcome = BatchOutcome::default();
+    let mut tally = Tally::default();
     // Each address once per batch, the latest geolocation given for it winning;
     // in key order, so that each page of the address table is visited once.
     let mut addresses: BTreeMap<[u8; 16], (IpAddr, Option<&Geo>)> = BTreeMap::new();
+    // Prepared once: looking it up in the cache hashes its text, per event.
+    let mut insert = tx.prepare_cached(INSERT_EVENT).map_err(sql_err)?;
     for event in events {
-        if insert_one(&tx, event).map_err(sql_err)? {
+        let key = ip_key(event.ip);
+        if insert_one(&mut insert, event, &key).map_err(sql_err)? {
             outcome.inserted += 1;
-            let entry = addresses
-                .entry(ip_key(event.ip))
-                .or_insert((event.ip, None));
+            if event.is_new_ban() {
+                tally.add(event, key);
+            }
+            let entry = addresses.entry(key).or_insert((event.ip, None));
             if event.geo.is_some() {
                 entry.1 = event.geo.as_ref();
             }
@@ -39,11 +46,15 @@ pub(super) fn insert(conn: &mut Connection, events: &[BanEvent]) -> Result<Batch
             outcome.duplicates += 1;
         }
     }
+    drop(insert);
+    let mut located = HashMap::default();
     for (key, (ip, geo)) in addresses {
-        upsert_address(&tx, &key, ip, geo, before).map_err(sql_err)?;
+        let location = upsert_address(&tx, &key, ip, geo, before).map_err(sql_err)?;
+        located.insert(key, location);
     }
+    tally.write(&tx, &located).map_err(sql_err)?;
     if outcome.inserted > 0 {
-        fold(&tx, before, Present::of(events)).map_err(sql_err)?;
+        fold_bans(&tx, before, Present::of(events)).map_err(sql_err)?;
     }
     tx.commit().map_err(sql_err)?;
     Ok(outcome)
@@ -65,9 +76,19 @@ pub(super) fn event_key(id: &EventId, time_ms: i64) -> [u8; 20] {
     key
 }
 
-/// Inserts one event; false when it was already stored.
-fn insert_one(tx: &rusqlite::Transaction<'_>, e: &BanEvent) -> rusqlite::Result<bool> {
-    let key = ip_key(e.ip);
+const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (event_key, kind, ip, ip_key, jail, host,
+        protocol, port, failures, time, bantime, bancount, restored, matches, user, country, city,
+        latitude, longitude, asn, as_org, received_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+        ?20, ?21, ?22)";
+
+/// Inserts one event, its address keyed `key`, with `insert` ([`INSERT_EVENT`]);
+/// false when it was already stored.
+fn insert_one(
+    insert: &mut rusqlite::Statement<'_>,
+    e: &BanEvent,
+    key: &[u8; 16],
+) -> rusqlite::Result<bool> {
     // Borrowed, not cloned: this runs for every imported row.
     let geo = e.geo.as_ref();
     let matches = if e.matches.is_empty() {
@@ -75,51 +96,43 @@ fn insert_one(tx: &rusqlite::Transaction<'_>, e: &BanEvent) -> rusqlite::Result<
     } else {
         serde_json::to_string(&e.matches).ok()
     };
-    let inserted = tx
-        .prepare_cached(
-            "INSERT OR IGNORE INTO events (event_key, kind, ip, ip_key, jail, host, protocol, port,
-                failures, time, bantime, bancount, restored, matches, user, country, city,
-                latitude, longitude, asn, as_org, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18, ?19, ?20, ?21, ?22)",
-        )?
-        .execute(params![
-            &event_key(&e.id(), e.time.timestamp_millis())[..],
-            i64::from(kind_code(e.kind)),
-            e.ip.to_string(),
-            &key[..],
-            e.jail,
-            e.host,
-            e.protocol,
-            e.port,
-            e.failures,
-            e.time.timestamp_millis(),
-            e.bantime,
-            e.bancount,
-            e.restored,
-            matches,
-            e.user,
-            geo.and_then(|g| g.country.as_deref()),
-            geo.and_then(|g| g.city.as_deref()),
-            geo.and_then(|g| g.latitude),
-            geo.and_then(|g| g.longitude),
-            geo.and_then(|g| g.asn),
-            geo.and_then(|g| g.as_org.as_deref()),
-            e.received_at.timestamp_millis(),
-        ])?;
+    let inserted = insert.execute(params![
+        &event_key(&e.id(), e.time.timestamp_millis())[..],
+        i64::from(kind_code(e.kind)),
+        e.ip.to_string(),
+        &key[..],
+        e.jail,
+        e.host,
+        e.protocol,
+        e.port,
+        e.failures,
+        e.time.timestamp_millis(),
+        e.bantime,
+        e.bancount,
+        e.restored,
+        matches,
+        e.user,
+        geo.and_then(|g| g.country.as_deref()),
+        geo.and_then(|g| g.city.as_deref()),
+        geo.and_then(|g| g.latitude),
+        geo.and_then(|g| g.longitude),
+        geo.and_then(|g| g.asn),
+        geo.and_then(|g| g.as_org.as_deref()),
+        e.received_at.timestamp_millis(),
+    ])?;
     Ok(inserted == 1)
 }
 
-/// Records an address's network and, when given, its geolocation.
 /// Records an address, or what a new event says of a known one's location
 /// (filling in or replacing what was known); `folded`: see [`locate`].
+/// Returns where the address is now.
 fn upsert_address(
     tx: &rusqlite::Transaction<'_>,
     key: &[u8],
     ip: IpAddr,
     geo: Option<&Geo>,
     folded: i64,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<Location> {
     let place = Place::of(geo);
     let added = tx
         .prepare_cached(
@@ -133,10 +146,11 @@ fn upsert_address(
             place.asn,
             place.as_org
         ])?;
-    if added == 0 && geo.is_some() {
-        locate(tx, key, place, true, folded)?;
+    if added == 1 {
+        Ok(place.location())
+    } else {
+        locate(tx, key, place, true, folded)
     }
-    Ok(())
 }
 
 /// Where an address is, as `ips` keeps it.
@@ -156,6 +170,13 @@ impl<'a> Place<'a> {
         }
     }
 
+    fn location(self) -> Location {
+        Location {
+            country: self.country.map(str::to_owned),
+            asn: self.asn,
+        }
+    }
+
     /// This place, the `known` one's fields standing where this one says nothing.
     fn or(self, known: Place<'a>) -> Self {
         Place {
@@ -171,20 +192,21 @@ impl<'a> Place<'a> {
 /// anew, its bans move to the new country in `country_slots` (those of events
 /// up to row `folded`, the ones already counted), its window rows move to the
 /// new keys (the triggers move the totals), and the windows scoped to a
-/// country it left or joined are emptied to be built again.
+/// country it left or joined are emptied to be built again. Returns where the
+/// address is now (nowhere when it is not recorded).
 fn locate(
     tx: &rusqlite::Transaction<'_>,
     key: &[u8],
     place: Place<'_>,
     keep_known: bool,
     folded: i64,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<Location> {
     let known: Option<(Option<String>, Option<u32>, Option<String>)> = tx
         .prepare_cached("SELECT country, asn, as_org FROM ips WHERE ip_key = ?1")?
         .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     let Some((country, asn, as_org)) = known else {
-        return Ok(());
+        return Ok(Location::default());
     };
     let old = Place {
         country: country.as_deref(),
@@ -193,7 +215,7 @@ fn locate(
     };
     let new = if keep_known { place.or(old) } else { place };
     if new == old {
-        return Ok(());
+        return Ok(new.location());
     }
     tx.prepare_cached("UPDATE ips SET country = ?2, asn = ?3, as_org = ?4 WHERE ip_key = ?1")?
         .execute(params![key, new.country, new.asn, new.as_org])?;
@@ -225,13 +247,12 @@ fn locate(
         }
         super::window::country_moved(tx, old.country, new.country)?;
     }
-    Ok(())
+    Ok(new.location())
 }
 
 /// Which kinds of events a batch holds, so that folding skips what cannot apply.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Present {
-    new_bans: bool,
+struct Present {
     bans: bool,
     unbans: bool,
 }
@@ -239,56 +260,16 @@ pub(super) struct Present {
 impl Present {
     fn of(events: &[BanEvent]) -> Self {
         Present {
-            new_bans: events.iter().any(BanEvent::is_new_ban),
             bans: events.iter().any(|e| e.kind == EventKind::Ban),
             unbans: events.iter().any(|e| e.kind == EventKind::Unban),
         }
     }
 }
 
-/// Folds the events with `id > after` into the summaries, set-based: a batch costs
-/// a handful of statements, not a handful per event.
-fn fold(tx: &rusqlite::Transaction<'_>, after: i64, present: Present) -> rusqlite::Result<()> {
-    const NEW_BANS: &str = "e.id > ?1 AND e.kind = 0 AND e.restored = 0";
+/// Folds the events with `id > after` into the bans in force, set-based: a
+/// batch costs a handful of statements, not a handful per event.
+fn fold_bans(tx: &rusqlite::Transaction<'_>, after: i64, present: Present) -> rusqlite::Result<()> {
     // Every statement skipped saves its compilation: `aegis ban` prepares them afresh.
-    if present.new_bans {
-        // Located as `ips` has the address now (see `locate`).
-        tx.prepare_cached(&format!(
-            "INSERT INTO ip_day (day, ip_key, host, jail, bans, first, last, country, asn)
-             SELECT g.*, i.country, i.asn FROM (
-                SELECT e.time / {DAY_MS}, e.ip_key, e.host, e.jail, count(*), min(e.time),
-                    max(e.time)
-                FROM events e NOT INDEXED WHERE {NEW_BANS} GROUP BY 1, 2, 3, 4
-             ) g LEFT JOIN ips i ON i.ip_key = g.ip_key WHERE true
-             ON CONFLICT (day, ip_key, host, jail) DO UPDATE SET bans = bans + excluded.bans,
-                first = min(first, excluded.first), last = max(last, excluded.last),
-                country = excluded.country, asn = excluded.asn"
-        ))?
-        .execute([after])?;
-        tx.prepare_cached(&format!(
-            "INSERT INTO ban_slots (slot, host, jail, bans)
-             SELECT e.time / {SLOT_MS}, e.host, e.jail, count(*)
-             FROM events e NOT INDEXED WHERE {NEW_BANS} GROUP BY 1, 2, 3
-             ON CONFLICT (slot, host, jail) DO UPDATE SET bans = bans + excluded.bans"
-        ))?
-        .execute([after])?;
-        // By the address's country as `ips` has it now (see `locate`).
-        tx.prepare_cached(&format!(
-            "INSERT INTO country_slots (slot, country, bans)
-             SELECT e.time / {SLOT_MS}, i.country, count(*)
-             FROM events e NOT INDEXED CROSS JOIN ips i ON i.ip_key = e.ip_key
-             WHERE {NEW_BANS} AND i.country IS NOT NULL GROUP BY 1, 2
-             ON CONFLICT (slot, country) DO UPDATE SET bans = bans + excluded.bans"
-        ))?
-        .execute([after])?;
-        tx.prepare_cached(&format!(
-            "INSERT INTO ban_totals (slot, bans)
-             SELECT e.time / {SLOT_MS}, count(*) FROM events e NOT INDEXED WHERE {NEW_BANS}
-             GROUP BY 1
-             ON CONFLICT (slot) DO UPDATE SET bans = bans + excluded.bans"
-        ))?
-        .execute([after])?;
-    }
     if present.bans {
         // The latest ban per address, host and jail (bare columns come from the
         // max row); one already expired matters only if it replaces a row.
