@@ -29,11 +29,10 @@ const BATCH: usize = 2_000;
 const LOCK: &str = ".lock";
 /// Why the last attempt to store spooled events failed; gone once one succeeds.
 const LAST_FAILURE: &str = ".last-failure";
-/// How long a writer waits for a network store to connect, or for any store to
-/// take a batch: it is off fail2ban's clock, but a hung store must not keep a
-/// process alive forever. What it leaves stays spooled, and the next call
-/// starts another. Per step, so that a long backlog, stored batch by batch, is
-/// no failure.
+/// How long a writer waits for a network store to connect or to take a batch:
+/// it is off fail2ban's clock, but a hung store must not keep a process alive
+/// forever. What it leaves stays spooled, and the next call starts another.
+/// Per step, so that a long backlog, stored batch by batch, is no failure.
 const WRITER_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Who moves the spool into the store.
@@ -43,7 +42,7 @@ pub enum Drainer {
     /// as it takes (its user can interrupt it).
     Flush,
     /// The writer `aegis ban` starts: leaves a spool another writer holds and
-    /// gives the store [`WRITER_PATIENCE`] per step.
+    /// gives a network store [`WRITER_PATIENCE`] per step.
     Writer,
 }
 
@@ -216,18 +215,11 @@ impl Spool {
             return Ok(None);
         };
         let stored = async {
-            // Opening a file store may run a migration (35 s for 10M events
-            // here), on a blocking thread no timeout could stop: it is let
-            // finish, so that the writer stores its events after it instead of
-            // reporting a failure. A network store's connect stays bounded.
-            let store = if url.is_remote() {
-                drainer.bounded(connect(url)).await?
-            } else {
-                connect(url).await?
-            };
+            let patience = drainer.patience(url);
+            let store = within(patience, connect(url)).await?;
             let mut total = Drained::default();
             loop {
-                self.drain(store.as_ref(), drainer, &mut total).await?;
+                self.drain(store.as_ref(), patience, &mut total).await?;
                 if fs::remove_file(self.dir.join(LAST_FAILURE)).is_ok() {
                     self.log.notice(&format!(
                         "the store takes events again; {} waiting in {} stored",
@@ -287,7 +279,7 @@ impl Spool {
     async fn drain(
         &self,
         store: &dyn Storage,
-        drainer: Drainer,
+        patience: Option<Duration>,
         drained: &mut Drained,
     ) -> Result<()> {
         let mut unread: HashSet<PathBuf> = HashSet::new();
@@ -322,13 +314,13 @@ impl Spool {
             let BatchOutcome {
                 inserted,
                 duplicates,
-            } = drainer.bounded(store.record_batch(&events)).await?;
+            } = within(patience, store.record_batch(&events)).await?;
             drained.inserted += inserted;
             drained.duplicates += duplicates;
             // Before the files go: should this fail, the next drain stores the
             // batch again (as duplicates) and shares it again, which decides
             // nothing twice.
-            drainer.bounded(self.share(store, &events)).await?;
+            within(patience, self.share(store, &events)).await?;
             for path in stored {
                 match fs::remove_file(&path) {
                     Ok(()) => {}
@@ -377,21 +369,31 @@ impl Spool {
 }
 
 impl Drainer {
-    /// `step`, within the writer's patience.
-    async fn bounded<T, E>(self, step: impl Future<Output = Result<T, E>>) -> Result<T>
-    where
-        anyhow::Error: From<E>,
-    {
-        match self {
-            Drainer::Flush => Ok(step.await?),
-            Drainer::Writer => match tokio::time::timeout(WRITER_PATIENCE, step).await {
-                Ok(done) => Ok(done?),
-                Err(_) => anyhow::bail!(
-                    "no answer from the store within {} s",
-                    WRITER_PATIENCE.as_secs()
-                ),
-            },
-        }
+    /// How long this drainer waits for each step of `url`'s store: only a
+    /// writer sets a bound, and only for a network store. A file store's work
+    /// (a migration when it opens, 35 s for 10M events here; a batch) runs on
+    /// a blocking thread that no timeout stops: a bound would only report as
+    /// failed work that goes on and commits, and leave its events spooled.
+    /// SQLite's busy timeout bounds its waits for the lock.
+    fn patience(self, url: &StorageUrl) -> Option<Duration> {
+        (self == Drainer::Writer && url.is_remote()).then_some(WRITER_PATIENCE)
+    }
+}
+
+/// `step`, within `patience` when there is one.
+async fn within<T, E>(
+    patience: Option<Duration>,
+    step: impl Future<Output = Result<T, E>>,
+) -> Result<T>
+where
+    anyhow::Error: From<E>,
+{
+    let Some(patience) = patience else {
+        return Ok(step.await?);
+    };
+    match tokio::time::timeout(patience, step).await {
+        Ok(done) => Ok(done?),
+        Err(_) => anyhow::bail!("no answer from the store within {} s", patience.as_secs()),
     }
 }
 

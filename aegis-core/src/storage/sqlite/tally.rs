@@ -11,7 +11,7 @@ use crate::event::BanEvent;
 
 /// Where an address is, as `ips` has it once the batch's addresses are
 /// recorded: its address-days and country slots are counted there.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Default)]
 pub(super) struct Location {
     pub(super) country: Option<String>,
     pub(super) asn: Option<u32>,
@@ -66,7 +66,8 @@ impl<'a> Tally<'a> {
         tx: &Transaction<'_>,
         located: &HashMap<[u8; 16], Location>,
     ) -> rusqlite::Result<()> {
-        // Nothing to prepare: `aegis ban` compiles each statement afresh.
+        // Nothing to prepare: the ban path's writer, on a new connection each
+        // time, compiles every statement it runs.
         if self.totals.is_empty() {
             return Ok(());
         }
