@@ -523,9 +523,10 @@ async fn statistics_match_a_naive_model(store: Store) {
 /// The window lengths, in days.
 const DAYS: [i64; 5] = [1, 7, 30, 90, 365];
 
-/// The rolling 24 h / 7 d / 30 d / 90 d / 365 d windows: built by a request or
-/// by `maintain`, folded small and large, moved forward to odd moments, fed
-/// late events, re-located and pruned, always equal to the naive computation.
+/// The rolling 24 h / 7 d / 30 d / 90 d / 365 d windows: built by `maintain`
+/// (the range path answering before), folded small and large, moved forward
+/// to odd moments, fed late events, re-located and pruned, always equal to
+/// the naive computation.
 async fn rolling_windows_match_the_naive_model(store: Store) {
     let mut rng = traffic::Rng::with_seed(0xa11);
     let now = Utc::now() - Duration::minutes(1);

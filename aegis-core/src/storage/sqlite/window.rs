@@ -8,10 +8,10 @@
 //! `since`, subtracting the bans that left. `maintain` does the same ahead of
 //! time and builds missing windows, so that a request only ever folds a few
 //! minutes of bans. The unscoped windows always exist; a scoped one is made
-//! when a query first asks for it (built at once when small, else by the next
-//! `maintain`, the query taking the range path meanwhile) and dropped when
-//! left unread. A query fits a window when it spans exactly a window's length
-//! and no stored event lies at or after its `until`.
+//! when a query first asks for it (built by the next `maintain`, the query
+//! taking the range path meanwhile) and dropped when left unread. A query
+//! fits a window when it spans exactly a window's length and no stored event
+//! lies at or after its `until`.
 
 use chrono::{TimeZone, Utc};
 use rusqlite::types::ToSql;
@@ -25,7 +25,7 @@ use crate::storage::shared::{count, first_bucket_from};
 /// The window lengths kept, in milliseconds: every range the dashboard offers.
 pub(super) const WINDOWS: [i64; 5] = [DAY_MS, 7 * DAY_MS, 30 * DAY_MS, 90 * DAY_MS, 365 * DAY_MS];
 
-/// New events a request may fold into a window (or build one from) itself;
+/// New events a request may fold into a built window itself;
 /// beyond that it takes the range path and leaves the work to `maintain`,
 /// which recounts the window's totals set-based after such a fold instead of
 /// through the per-row triggers.
@@ -206,21 +206,12 @@ pub(super) fn prepare(
     // spares most reads a write.
     tx.prepare_cached("UPDATE win_state SET read_at = ?2 WHERE win = ?1 AND read_at < ?2 - ?3")?
         .execute([window.win, now, HOUR_MS])?;
-    if !window.built {
-        let in_range: i64 = tx
-            .prepare_cached(
-                "SELECT count(*) FROM (SELECT 1 FROM events WHERE time >= ?1 LIMIT ?2)",
-            )?
-            .query_row([since, REQUEST_FOLD + 1], |r| r.get(0))?;
-        if in_range > REQUEST_FOLD {
-            return Ok(None);
-        }
-        build(tx, &window, since, newest)?;
-    } else if window.cut > since || newest - window.seen > REQUEST_FOLD {
+    // Building is `maintain`'s alone: the range path answers a first visit
+    // several times sooner than building would, whatever the store's size.
+    if !window.built || window.cut > since || newest - window.seen > REQUEST_FOLD {
         return Ok(None);
-    } else {
-        bring_to(tx, &window, since, newest)?;
     }
+    bring_to(tx, &window, since, newest)?;
     Ok(Some(window.win))
 }
 
@@ -743,14 +734,14 @@ mod tests {
         assert_eq!(year.map(|s| s.3), Some(3), "the request folded the new ban");
     }
 
-    /// Views asked for while too large to build at once wait for `maintain`,
-    /// which builds a few per run.
+    /// Views asked for wait for `maintain`, however small, which builds a
+    /// few per run.
     #[tokio::test]
     async fn maintain_builds_a_few_asked_for_views_per_run() {
         let store = SqliteStorage::open_in_memory().unwrap();
         let jails = ["j0", "j1", "j2", "j3", "j4", "j5"];
         let now = Utc::now();
-        let events: Vec<BanEvent> = (0..REQUEST_FOLD + 600)
+        let events: Vec<BanEvent> = (0..600)
             .map(|i| {
                 let ip = format!("192.0.2.{}", i % 200).parse().unwrap();
                 let (jail, time) = (jails[i as usize % 6], now - Duration::seconds(60 + i));
@@ -768,15 +759,15 @@ mod tests {
             let states = states(store);
             states.iter().filter(|s| s.1.is_some() && s.2).count()
         };
-        assert_eq!(built(&store), 0, "too large for a request");
+        assert_eq!(built(&store), 0, "left to maintain");
         store.maintain().await.unwrap();
         assert_eq!(built(&store), BUILDS_PER_RUN as usize);
         store.maintain().await.unwrap();
         assert_eq!(built(&store), jails.len());
     }
 
-    /// A scoped query makes its window, `maintain` keeps it while it is read
-    /// and drops it once left unread; an address moving out of a country
+    /// A scoped query makes its window, `maintain` builds it, keeps it while
+    /// it is read and drops it once left unread; an address moving out of a country
     /// empties the windows of that country until they are built again.
     #[tokio::test]
     async fn scoped_windows_are_made_on_demand_and_dropped_unread() {
@@ -799,13 +790,14 @@ mod tests {
                 .filter(|s| s.1.is_some())
                 .collect()
         };
-        assert_eq!(
-            scoped(&store),
-            [
-                (7 * DAY_MS, Some("sshd".into()), true, 2),
-                (7 * DAY_MS, Some("DE".into()), true, 2)
-            ]
-        );
+        let made = [
+            (7 * DAY_MS, Some("sshd".into()), false, 0),
+            (7 * DAY_MS, Some("DE".into()), false, 0),
+        ];
+        assert_eq!(scoped(&store), made);
+        store.maintain().await.unwrap();
+        let built = made.map(|(span, scope, _, _)| (span, scope, true, 2));
+        assert_eq!(scoped(&store), built);
 
         moved.time += Duration::seconds(1);
         moved.geo = Some(located("FR"));
