@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_scoped_windows.sql"),
     include_str!("migrations/0008_country_slots.sql"),
     include_str!("migrations/0009_located_days.sql"),
+    include_str!("migrations/0010_address_text_dropped.sql"),
 ];
 
 /// Brings the schema up to date; refuses a database written by a newer Aegis.
@@ -143,7 +144,7 @@ mod tests {
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(
                 "ALTER TABLE ip_day DROP COLUMN country; ALTER TABLE ip_day DROP COLUMN asn;
-                 PRAGMA user_version = 8;",
+                 ALTER TABLE events ADD COLUMN ip TEXT; PRAGMA user_version = 8;",
             )
             .unwrap();
         }

@@ -76,11 +76,11 @@ pub(super) fn event_key(id: &EventId, time_ms: i64) -> [u8; 20] {
     key
 }
 
-const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (event_key, kind, ip, ip_key, jail, host,
+const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (event_key, kind, ip_key, jail, host,
         protocol, port, failures, time, bantime, bancount, restored, matches, user, country, city,
         latitude, longitude, asn, as_org, received_at)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-        ?20, ?21, ?22)";
+        ?20, ?21)";
 
 /// Inserts one event, its address keyed `key`, with `insert` ([`INSERT_EVENT`]);
 /// false when it was already stored.
@@ -99,7 +99,6 @@ fn insert_one(
     let inserted = insert.execute(params![
         &event_key(&e.id(), e.time.timestamp_millis())[..],
         i64::from(kind_code(e.kind)),
-        e.ip.to_string(),
         &key[..],
         e.jail,
         e.host,
