@@ -767,8 +767,8 @@ mod tests {
     }
 
     /// A scoped query makes its window, `maintain` builds it, keeps it while
-    /// it is read and drops it once left unread; an address moving out of a country
-    /// empties the windows of that country until they are built again.
+    /// it is read and drops it once left unread; an address moving out of a
+    /// country empties the windows of that country until they are built again.
     #[tokio::test]
     async fn scoped_windows_are_made_on_demand_and_dropped_unread() {
         let store = SqliteStorage::open_in_memory().unwrap();
