@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use aegis_core::BanEvent;
-use aegis_testkit::open_sqlite as open;
 use aegis_testkit::traffic::year_of_attacks;
+use aegis_testkit::{bench, open_sqlite as open};
 use chrono::Utc;
 use rusqlite::Connection;
 
@@ -193,14 +193,8 @@ fn fail2ban_db(dir: &Path, n: usize) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let sizes: Vec<usize> = std::env::var("AEGIS_BENCH_SIZES")
-        .unwrap_or_else(|_| "1000000,10000000".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/aegis-bench");
-    std::fs::create_dir_all(&dir).expect("bench dir");
-    for n in sizes {
+    let dir = bench::dir();
+    for n in bench::sizes("1000000,10000000") {
         println!("\n{n} generated bans over a year (bytes per ban, file size after a checkpoint)");
         aegis_store(&dir, n, true).await;
         aegis_store(&dir, n, false).await;

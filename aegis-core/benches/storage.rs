@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use aegis_testkit::traffic::year_of_attacks;
 
 use aegis_core::{BanEvent, Facet, Scope, StatsQuery, Storage, TopBy};
-use aegis_testkit::open_sqlite as open;
+use aegis_testkit::{bench, open_sqlite as open};
 use chrono::{DateTime, Utc};
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
@@ -183,13 +183,8 @@ fn ranges() -> [(&'static str, Range); 6] {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let sizes: Vec<usize> = std::env::var("AEGIS_BENCH_SIZES")
-        .unwrap_or_else(|_| "1000000,10000000".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/aegis-bench");
-    std::fs::create_dir_all(&dir).expect("bench dir");
+    let sizes = bench::sizes("1000000,10000000");
+    let dir = bench::dir();
     record_throughput(&dir).await;
 
     let end = Utc::now();

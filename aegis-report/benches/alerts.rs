@@ -41,8 +41,7 @@ fn ms(d: Duration) -> String {
 }
 
 async fn store_of(n: usize) -> Arc<dyn Storage> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/aegis-bench");
-    std::fs::create_dir_all(&dir).expect("bench directory");
+    let dir = aegis_testkit::bench::dir();
     let store = open_sqlite(&dir.join(format!("events-{n}.db"))).await;
     let have = store
         .count_events(&EventFilter::default())
@@ -61,11 +60,7 @@ async fn store_of(n: usize) -> Arc<dyn Storage> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let sizes: Vec<usize> = std::env::var("AEGIS_BENCH_SIZES")
-        .unwrap_or_else(|_| "1000000".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
+    let sizes = aegis_testkit::bench::sizes("1000000");
     let dir = tempfile::tempdir().expect("temp dir");
     for n in sizes {
         let store = store_of(n).await;

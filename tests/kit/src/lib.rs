@@ -8,8 +8,10 @@
 //! - [`traffic`]: seeded generated attack traffic and small event builders;
 //! - [`fuzz`]: hostile text for the property tests of parsers;
 //! - [`fail2ban`]: private fail2ban servers, several side by side;
-//! - [`relay`]: a TCP relay to cut and restore, for stores that go away.
+//! - [`relay`]: a TCP relay to cut and restore, for stores that go away;
+//! - [`bench`]: the benchmarks' store sizes and directory.
 
+pub mod bench;
 pub mod fail2ban;
 pub mod fuzz;
 pub mod relay;
