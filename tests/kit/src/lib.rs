@@ -9,7 +9,7 @@
 //! - [`fuzz`]: hostile text for the property tests of parsers;
 //! - [`fail2ban`]: private fail2ban servers, several side by side;
 //! - [`relay`]: a TCP relay to cut and restore, for stores that go away;
-//! - [`bench`]: the benchmarks' store sizes and directory.
+//! - [`mod@bench`]: the benchmarks' store sizes and directory.
 
 pub mod bench;
 pub mod fail2ban;
