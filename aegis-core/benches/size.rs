@@ -21,7 +21,7 @@ const BULK: usize = 100_000;
 const PARTS: [(&str, &[&str]); 5] = [
     ("events", &["events"]),
     ("their indexes", &["events_key", "events_time", "events_ip"]),
-    ("addresses", &["ips", "ips_country"]),
+    ("addresses", &["ips"]),
     (
         "per-day and 15-minute summaries",
         &["ip_day", "ban_slots", "ban_totals", "country_slots"],

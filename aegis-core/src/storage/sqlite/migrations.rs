@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_country_slots.sql"),
     include_str!("migrations/0009_located_days.sql"),
     include_str!("migrations/0010_address_text_dropped.sql"),
+    include_str!("migrations/0011_country_index_dropped.sql"),
 ];
 
 /// Brings the schema up to date; refuses a database written by a newer Aegis.
@@ -144,7 +145,8 @@ mod tests {
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(
                 "ALTER TABLE ip_day DROP COLUMN country; ALTER TABLE ip_day DROP COLUMN asn;
-                 ALTER TABLE events ADD COLUMN ip TEXT; PRAGMA user_version = 8;",
+                 ALTER TABLE events ADD COLUMN ip TEXT; CREATE INDEX ips_country ON ips (country);
+                 PRAGMA user_version = 8;",
             )
             .unwrap();
         }

@@ -49,10 +49,16 @@ const HOUR_MS: i64 = 3_600_000;
 /// Which `win_state` rows are scoped.
 const SCOPED: &str = "(host IS NOT NULL OR jail IS NOT NULL OR country IS NOT NULL)";
 
-/// Keeps the new bans (alias `e`, in `events` or `ip_day`) of a window's
-/// scope; a NULL parameter does not narrow.
+/// Keeps the new bans (alias `e`, in `events`) of a window's scope; a NULL
+/// parameter does not narrow. An address is in the country `ips` has now.
 const IN_SCOPE: &str = "(:host IS NULL OR e.host = :host) AND (:jail IS NULL OR e.jail = :jail)
-     AND (:country IS NULL OR e.ip_key IN (SELECT ip_key FROM ips WHERE country = :country))";
+     AND (:country IS NULL
+          OR EXISTS (SELECT 1 FROM ips i WHERE i.ip_key = e.ip_key AND i.country = :country))";
+
+/// [`IN_SCOPE`] for `ip_day`, whose rows carry their address's country.
+const DAYS_IN_SCOPE: &str =
+    "(:host IS NULL OR e.host = :host) AND (:jail IS NULL OR e.jail = :jail)
+     AND (:country IS NULL OR e.country = :country)";
 
 /// New bans, as opposed to unbans and bans restored at a restart.
 const NEW_BANS: &str = "e.kind = 0 AND e.restored = 0";
@@ -393,7 +399,7 @@ fn fold(tx: &Transaction<'_>, window: &Window, rows: Rows, newest: i64) -> rusql
         Rows::All { cut } => (
             format!(
                 "(SELECT e.ip_key, e.jail, e.host, e.bans FROM ip_day e
-                  WHERE e.day >= :first_day AND {IN_SCOPE}
+                  WHERE e.day >= :first_day AND {DAYS_IN_SCOPE}
                   UNION ALL
                   SELECT e.ip_key, e.jail, e.host, 1 FROM events e
                   WHERE e.time >= :cut AND e.time < :first_day * {DAY_MS} AND e.id <= :newest
