@@ -5,17 +5,14 @@
 //! `cargo bench -p aegis-core --bench size` (sizes: `AEGIS_BENCH_SIZES=1000000,10000000`).
 //! The stores are made in `target/aegis-bench/` and deleted afterwards.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
-use aegis_core::BanEvent;
+use aegis_core::StorageUrl;
 use aegis_testkit::traffic::year_of_attacks;
 use aegis_testkit::{bench, open_sqlite as open};
 use chrono::Utc;
 use rusqlite::Connection;
-
-/// Events per batch, as `aegis import` stores them.
-const BULK: usize = 100_000;
 
 /// Where a store's pages go: (label, the tables and indexes it sums).
 const PARTS: [(&str, &[&str]); 5] = [
@@ -48,12 +45,10 @@ fn file_bytes(path: &Path) -> u64 {
     std::fs::metadata(path).expect("size").len()
 }
 
-fn remove(path: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.as_os_str().to_owned();
-        p.push(suffix);
-        let _ = std::fs::remove_file(PathBuf::from(p));
-    }
+/// Deletes the SQLite file at `path` with its journal.
+async fn remove(path: &Path) {
+    let url = StorageUrl::parse(&format!("sqlite://{}", path.display())).expect("store URL");
+    aegis_core::destroy(&url).await.expect("remove the store");
 }
 
 fn per_event(bytes: u64, n: usize) -> String {
@@ -64,22 +59,16 @@ fn per_event(bytes: u64, n: usize) -> String {
 /// summaries up to date as an import's end does, and prints where the bytes went.
 async fn aegis_store(dir: &Path, n: usize, matched_lines: bool) {
     let path = dir.join(format!("size-{n}-{matched_lines}.db"));
-    remove(&path);
+    remove(&path).await;
     let store = open(&path).await;
     let t = Instant::now();
-    let end = Utc::now();
-    let mut batch: Vec<BanEvent> = Vec::with_capacity(BULK);
-    for mut e in year_of_attacks(n, end, 42) {
+    let events = year_of_attacks(n, Utc::now(), 42).map(|mut e| {
         if !matched_lines {
             e.matches.clear();
         }
-        batch.push(e);
-        if batch.len() == BULK {
-            store.record_batch(&batch).await.expect("batch");
-            batch.clear();
-        }
-    }
-    store.record_batch(&batch).await.expect("batch");
+        e
+    });
+    bench::load(store.as_ref(), events).await;
     store.maintain().await.expect("maintain");
     drop(store);
     let total = file_bytes(&path);
@@ -130,15 +119,15 @@ async fn aegis_store(dir: &Path, n: usize, matched_lines: bool) {
         );
     }
     drop(conn);
-    remove(&path);
+    remove(&path).await;
 }
 
 /// fail2ban's database holding the same bans: a row in `bans` for each, the
 /// latest per address and jail in `bips`, with fail2ban's indexes and its
 /// `data` as it writes it.
-fn fail2ban_db(dir: &Path, n: usize) {
+async fn fail2ban_db(dir: &Path, n: usize) {
     let path = dir.join(format!("size-{n}-fail2ban.sqlite3"));
-    remove(&path);
+    remove(&path).await;
     let mut conn = Connection::open(&path).expect("open");
     conn.execute_batch(
         "CREATE TABLE bans(jail TEXT NOT NULL, ip TEXT, timeofban INTEGER NOT NULL,
@@ -188,7 +177,7 @@ fn fail2ban_db(dir: &Path, n: usize) {
         per_event(total, n),
         total as f64 / 1e6
     );
-    remove(&path);
+    remove(&path).await;
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -198,6 +187,6 @@ async fn main() {
         println!("\n{n} generated bans over a year (bytes per ban, file size after a checkpoint)");
         aegis_store(&dir, n, true).await;
         aegis_store(&dir, n, false).await;
-        fail2ban_db(&dir, n);
+        fail2ban_db(&dir, n).await;
     }
 }

@@ -110,9 +110,6 @@ async fn record_throughput(dir: &std::path::Path) {
     let _ = std::fs::remove_file(&path);
 }
 
-/// Events per batch when a store is filled, as `aegis import` stores them.
-const BULK: usize = 100_000;
-
 async fn store_of(
     dir: &std::path::Path,
     n: usize,
@@ -127,19 +124,16 @@ async fn store_of(
     if have < n {
         println!("generating {} events into {} …", n - have, path.display());
         let t = Instant::now();
-        let mut batch = Vec::with_capacity(BULK);
-        for e in year_of_attacks(n - have, end, 42 + have as u64) {
-            batch.push(e);
-            if batch.len() == BULK {
-                store.record_batch(&batch).await.expect("batch");
-                batch.clear();
-            }
-        }
-        store.record_batch(&batch).await.expect("batch");
+        bench::load(
+            store.as_ref(),
+            year_of_attacks(n - have, end, 42 + have as u64),
+        )
+        .await;
         let secs = t.elapsed().as_secs_f64();
         println!(
-            "  stored in {secs:.1} s ({:.0} events/s, {BULK} per batch, as `aegis import`)",
-            (n - have) as f64 / secs
+            "  stored in {secs:.1} s ({:.0} events/s, {} per batch, as `aegis import`)",
+            (n - have) as f64 / secs,
+            bench::BULK
         );
     }
     (store, path)

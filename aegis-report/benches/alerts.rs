@@ -49,10 +49,8 @@ async fn store_of(n: usize) -> Arc<dyn Storage> {
         .expect("count") as usize;
     if have < n {
         println!("generating {} events …", n - have);
-        let events: Vec<_> = year_of_attacks(n - have, Utc::now(), 42 + have as u64).collect();
-        for chunk in events.chunks(100_000) {
-            store.record_batch(chunk).await.expect("batch");
-        }
+        let events = year_of_attacks(n - have, Utc::now(), 42 + have as u64);
+        aegis_testkit::bench::load(store.as_ref(), events).await;
     }
     store.maintain().await.expect("maintain");
     store
