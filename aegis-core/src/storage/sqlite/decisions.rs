@@ -5,10 +5,11 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use super::key::Stored;
 use super::sql_err;
 use crate::decision::{AgentReport, Applied, Decision, Origin};
 use crate::error::{Error, Result};
-use crate::ipkey::{ip_key, network_range};
+use crate::ipkey::network_range;
 
 pub(super) fn decide(conn: &mut Connection, decision: &Decision) -> Result<Decision> {
     // Immediate: the key's check and the insert see the same database.
@@ -41,8 +42,8 @@ pub(super) fn decide(conn: &mut Connection, decision: &Decision) -> Result<Decis
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             decision.key,
-            &first[..],
-            &last[..],
+            Stored::of(&first),
+            Stored::of(&last),
             policy_host,
             decision.created.timestamp_millis(),
             json
@@ -63,11 +64,10 @@ pub(super) fn after(conn: &Connection, after: u64, limit: u32) -> Result<Vec<Dec
 }
 
 pub(super) fn on(conn: &Connection, ip: IpAddr) -> Result<Vec<Decision>> {
-    let key = ip_key(ip);
     select(
         conn,
         "SELECT id, body FROM decisions WHERE first_key <= ?1 AND last_key >= ?1 ORDER BY id",
-        params![&key[..]],
+        params![Stored::ip(ip)],
     )
 }
 

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_located_days.sql"),
     include_str!("migrations/0010_address_text_dropped.sql"),
     include_str!("migrations/0011_country_index_dropped.sql"),
+    include_str!("migrations/0012_short_address_keys.sql"),
 ];
 
 /// Brings the schema up to date; refuses a database written by a newer Aegis.
@@ -53,9 +54,15 @@ mod tests {
     use chrono::{TimeZone, Utc};
     use rusqlite::params;
 
+    use std::net::IpAddr;
+
+    use ipnetwork::IpNetwork;
+
     use super::*;
+    use crate::decision::{Action, Decision};
     use crate::event::{BanEvent, EventKind};
     use crate::ipkey::ip_key;
+    use crate::query::EventFilter;
     use crate::query::{StatsQuery, TopBy};
     use crate::storage::sqlite::SqliteStorage;
     use crate::storage::{Storage, Workload};
@@ -113,6 +120,115 @@ mod tests {
             let stored = store.ip_history(e.ip).await.unwrap();
             assert_eq!(stored.iter().map(|s| s.id).collect::<Vec<_>>(), [e.id()]);
         }
+    }
+
+    /// A store from before keys were shortened finds every address as it
+    /// did: its events, its networks, its order, its decisions, its cached
+    /// location and its window's ranking.
+    #[tokio::test]
+    async fn address_keys_are_shortened_on_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aegis.db");
+        let now = Utc::now();
+        // In address order: IPv6 below the IPv4 block, IPv4, IPv6 above it.
+        let ips: Vec<IpAddr> = [
+            "::1",
+            "192.0.2.7",
+            "192.0.2.200",
+            "198.51.100.1",
+            "2001:db8::5",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        let bans: Vec<BanEvent> = ips
+            .iter()
+            .enumerate()
+            .flat_map(|(n, ip)| {
+                (0..=n).map(move |i| {
+                    let at = now - chrono::Duration::minutes(i as i64 + 1);
+                    BanEvent::new(EventKind::Ban, *ip, "sshd", "h", at).unwrap()
+                })
+            })
+            .collect();
+        let net: IpNetwork = "192.0.2.0/24".parse().unwrap();
+        {
+            let store = SqliteStorage::open_for(&path, Workload::Batch).unwrap();
+            store.record_batch(&bans).await.unwrap();
+            store.maintain().await.unwrap();
+            let decision = Decision::by_person(Action::Ban, net, "ops", "scan");
+            store.decision_log().decide(&decision).await.unwrap();
+            store
+                .geo_cache()
+                .cache_geo(&[(ips[1], None)])
+                .await
+                .unwrap();
+        }
+        // Back to 16-byte keys, as version 11 kept them.
+        const KEYS: [(&str, &str); 10] = [
+            ("events", "ip_key"),
+            ("ips", "ip_key"),
+            ("ip_day", "ip_key"),
+            ("active_bans", "ip_key"),
+            ("geo_cache", "ip_key"),
+            ("win_ip", "ip_key"),
+            ("win_ip_jail", "ip_key"),
+            ("win_ip_host", "ip_key"),
+            ("decisions", "first_key"),
+            ("decisions", "last_key"),
+        ];
+        {
+            let conn = Connection::open(&path).unwrap();
+            for (table, column) in KEYS {
+                conn.execute(
+                    &format!(
+                        "UPDATE {table} SET {column} = CASE length({column})
+                            WHEN 5 THEN unhex('00000000000000000000FFFF' || hex(substr({column}, 2)))
+                            ELSE substr({column}, 2) END"
+                    ),
+                    [],
+                )
+                .unwrap();
+            }
+            conn.pragma_update(None, "user_version", 11).unwrap();
+        }
+        let store = SqliteStorage::open_for(&path, Workload::Batch).unwrap();
+        {
+            let conn = store.inner.writer.lock().unwrap();
+            for (table, column) in KEYS {
+                let long: i64 = conn
+                    .query_row(
+                        &format!(
+                            "SELECT count(*) FROM {table} WHERE length({column}) NOT IN (5, 17)"
+                        ),
+                        [],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert_eq!(long, 0, "{table}.{column}");
+            }
+        }
+        for (n, ip) in ips.iter().enumerate() {
+            assert_eq!(store.ip_history(*ip).await.unwrap().len(), n + 1, "{ip}");
+        }
+        let in_net = EventFilter {
+            network: Some(net),
+            ..Default::default()
+        };
+        assert_eq!(store.count_events(&in_net).await.unwrap(), 2 + 3);
+        assert_eq!(store.distinct_ips(None, 10).await.unwrap(), ips);
+        assert_eq!(store.decision_log().on(ips[2]).await.unwrap().len(), 1);
+        assert!(store.decision_log().on(ips[3]).await.unwrap().is_empty());
+        assert_eq!(
+            store.geo_cache().cached_geo(&ips).await.unwrap(),
+            [(ips[1], None)]
+        );
+        let top = store
+            .top_offenders(&StatsQuery::last_days(1), 10)
+            .await
+            .unwrap();
+        let ranked: Vec<IpAddr> = top.iter().map(|o| o.ip).collect();
+        assert_eq!(ranked, ips.iter().rev().copied().collect::<Vec<_>>());
     }
 
     /// A store from before address-days carried a location has them located

@@ -22,6 +22,7 @@ use crate::query::{
 };
 
 mod decisions;
+mod key;
 mod migrations;
 mod read;
 mod stats;

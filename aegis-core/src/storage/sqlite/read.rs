@@ -6,11 +6,12 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row};
 
+use super::key::{ip_of, Stored};
 use super::sql_err;
 use super::write::event_key;
 use crate::error::{Error, Result};
 use crate::event::{BanEvent, EventId, Geo};
-use crate::ipkey::{ip_from_key, ip_key, network_range};
+use crate::ipkey::network_range;
 use crate::query::{EventFilter, Order, Page, StoredEvent};
 use crate::storage::shared::{self, kind_code, kind_of};
 
@@ -25,13 +26,13 @@ fn where_clause(filter: &EventFilter) -> (String, Vec<Value>) {
     let mut args: Vec<Value> = Vec::new();
     if let Some(ip) = filter.ip {
         terms.push("ip_key = ?");
-        args.push(Value::Blob(ip_key(ip.to_canonical()).to_vec()));
+        args.push(Stored::ip(ip).into());
     }
     if let Some(net) = filter.network {
         let (lo, hi) = network_range(net);
         terms.push("ip_key BETWEEN ? AND ?");
-        args.push(Value::Blob(lo.to_vec()));
-        args.push(Value::Blob(hi.to_vec()));
+        args.push(Stored::of(&lo).into());
+        args.push(Stored::of(&hi).into());
     }
     for (term, value) in [
         ("jail = ?", &filter.scope.jail),
@@ -110,7 +111,7 @@ pub(super) fn count(conn: &Connection, filter: &EventFilter) -> Result<u64> {
 
 pub(super) fn ip_history(conn: &Connection, ip: IpAddr) -> Result<Vec<StoredEvent>> {
     let sql = format!("SELECT {COLUMNS} FROM events WHERE ip_key = ? ORDER BY time, id");
-    query_events(conn, &sql, vec![Value::Blob(ip_key(ip).to_vec())])
+    query_events(conn, &sql, vec![Stored::ip(ip).into()])
 }
 
 pub(super) fn distinct_ips(
@@ -119,7 +120,7 @@ pub(super) fn distinct_ips(
     limit: u32,
 ) -> Result<Vec<IpAddr>> {
     let after = after
-        .map(|ip| ip_key(ip.to_canonical()).to_vec())
+        .map(|ip| Stored::ip(ip).as_bytes().to_vec())
         .unwrap_or_default();
     let mut stmt = conn
         .prepare_cached("SELECT ip_key FROM ips WHERE ip_key > ? ORDER BY ip_key LIMIT ?")
@@ -130,7 +131,7 @@ pub(super) fn distinct_ips(
     let mut out = Vec::new();
     for key in rows {
         let key = key.map_err(sql_err)?;
-        out.push(ip_from_key(&key).ok_or_else(|| corrupt("ip_key"))?);
+        out.push(ip_of(&key).ok_or_else(|| corrupt("ip_key"))?);
     }
     Ok(out)
 }
@@ -178,7 +179,7 @@ fn stored_event(row: &Row<'_>) -> Result<StoredEvent> {
     };
     let event = BanEvent {
         kind,
-        ip: ip_from_key(&key).ok_or_else(|| corrupt("ip_key"))?,
+        ip: ip_of(&key).ok_or_else(|| corrupt("ip_key"))?,
         jail: row.get(3).map_err(get)?,
         host: row.get(4).map_err(get)?,
         protocol: row.get(5).map_err(get)?,
@@ -206,7 +207,7 @@ pub(super) fn cached_geo(conn: &Connection, ips: &[IpAddr]) -> Result<Vec<(IpAdd
     let mut out = Vec::new();
     for ip in ips {
         let ip = ip.to_canonical();
-        let mut rows = stmt.query([&ip_key(ip)[..]]).map_err(sql_err)?;
+        let mut rows = stmt.query([Stored::ip(ip)]).map_err(sql_err)?;
         if let Some(row) = rows.next().map_err(sql_err)? {
             let json: Option<String> = row.get(0).map_err(sql_err)?;
             let geo = match json {

@@ -22,6 +22,7 @@ use foldhash::{HashMap, HashSet};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension};
 
+use super::key::{ip_of, unstored, Stored};
 use super::sql_err;
 use super::write::{DAY_MS, SLOT_MS};
 use crate::error::Result;
@@ -265,7 +266,7 @@ fn key_at(row: &rusqlite::Row<'_>, i: usize) -> Result<[u8; 16]> {
         .map_err(sql_err)?
         .as_blob()
         .ok()
-        .and_then(|k| k.try_into().ok())
+        .and_then(unstored)
         .ok_or_else(|| corrupt("ip_key", "ip_day"))
 }
 
@@ -524,7 +525,7 @@ pub(super) fn top_offenders(
                 .ok_or_else(|| corrupt("last"))?,
             jails,
             country: country
-                .query_row([&key[..]], |r| r.get(0))
+                .query_row([Stored::of(&key)], |r| r.get(0))
                 .optional()
                 .map_err(sql_err)?
                 .flatten(),
@@ -566,7 +567,7 @@ fn top_offenders_sorted(conn: &Connection, q: &StatsQuery, limit: u32) -> Result
         let mut jails: Vec<String> = serde_json::from_str(&jails).map_err(|_| corrupt("jail"))?;
         jails.sort();
         out.push(Offender {
-            ip: ip_from_key(&key).ok_or_else(|| corrupt("ip_key"))?,
+            ip: ip_of(&key).ok_or_else(|| corrupt("ip_key"))?,
             bans: count(bans),
             first_seen: Utc
                 .timestamp_millis_opt(first)
@@ -736,7 +737,7 @@ fn top_column(
                 .and_then(|(_, keys)| keys.iter().min());
             if let Some(key) = lowest {
                 entry.label = label
-                    .query_row([&key[..]], |r| r.get(0))
+                    .query_row([Stored::of(key)], |r| r.get(0))
                     .optional()
                     .map_err(sql_err)?
                     .flatten();

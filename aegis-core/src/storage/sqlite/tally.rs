@@ -6,6 +6,7 @@
 use foldhash::HashMap;
 use rusqlite::{params, Transaction};
 
+use super::key::Stored;
 use super::write::{DAY_MS, SLOT_MS};
 use crate::event::BanEvent;
 
@@ -91,7 +92,7 @@ impl<'a> Tally<'a> {
             let place = at(&key);
             day_row.execute(params![
                 day,
-                &key[..],
+                Stored::of(&key),
                 host,
                 jail,
                 s.bans,

@@ -17,8 +17,8 @@ use chrono::{TimeZone, Utc};
 use rusqlite::types::ToSql;
 use rusqlite::{named_params, params, OptionalExtension, Row, Transaction};
 
+use super::key::ip_of;
 use super::write::{newest_id, DAY_MS};
-use crate::ipkey::ip_from_key;
 use crate::query::{Offender, Scope, StatsQuery, TopBy, TopEntry};
 use crate::storage::shared::{count, first_bucket_from};
 
@@ -649,7 +649,7 @@ pub(super) fn top_offenders(
             .optional()?
             .flatten();
         let (Some(ip), Some(first), Some(last)) = (
-            ip_from_key(&key),
+            ip_of(&key),
             first.and_then(|t| Utc.timestamp_millis_opt(t).single()),
             last.and_then(|t| Utc.timestamp_millis_opt(t).single()),
         ) else {

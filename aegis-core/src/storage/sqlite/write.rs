@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use foldhash::HashMap;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use super::key::Stored;
 use super::sql_err;
 use super::tally::{Location, Tally};
 use crate::error::Result;
@@ -49,7 +50,7 @@ pub(super) fn insert(conn: &mut Connection, events: &[BanEvent]) -> Result<Batch
     drop(insert);
     let mut located = HashMap::default();
     for (key, (ip, geo)) in addresses {
-        let location = upsert_address(&tx, &key, ip, geo, before).map_err(sql_err)?;
+        let location = upsert_address(&tx, Stored::of(&key), ip, geo, before).map_err(sql_err)?;
         located.insert(key, location);
     }
     tally.write(&tx, &located).map_err(sql_err)?;
@@ -99,7 +100,7 @@ fn insert_one(
     let inserted = insert.execute(params![
         &event_key(&e.id(), e.time.timestamp_millis())[..],
         i64::from(kind_code(e.kind)),
-        &key[..],
+        Stored::of(key),
         e.jail,
         e.host,
         e.protocol,
@@ -127,7 +128,7 @@ fn insert_one(
 /// Returns where the address is now.
 fn upsert_address(
     tx: &rusqlite::Transaction<'_>,
-    key: &[u8],
+    key: Stored,
     ip: IpAddr,
     geo: Option<&Geo>,
     folded: i64,
@@ -195,7 +196,7 @@ impl<'a> Place<'a> {
 /// address is now (nowhere when it is not recorded).
 fn locate(
     tx: &rusqlite::Transaction<'_>,
-    key: &[u8],
+    key: Stored,
     place: Place<'_>,
     keep_known: bool,
     folded: i64,
@@ -402,7 +403,7 @@ pub(super) fn set_geo_many(conn: &mut Connection, updates: &[(IpAddr, Geo)]) -> 
     let mut changed = 0;
     let folded = newest_id(&tx).map_err(sql_err)?;
     for (ip, geo) in updates {
-        let key = ip_key(ip.to_canonical());
+        let key = Stored::ip(*ip);
         changed += tx
             .prepare_cached(
                 "UPDATE events SET country = ?2, city = ?3, latitude = ?4, longitude = ?5,
@@ -410,7 +411,7 @@ pub(super) fn set_geo_many(conn: &mut Connection, updates: &[(IpAddr, Geo)]) -> 
             )
             .and_then(|mut s| {
                 s.execute(params![
-                    &key[..],
+                    key,
                     geo.country,
                     geo.city,
                     geo.latitude,
@@ -420,7 +421,7 @@ pub(super) fn set_geo_many(conn: &mut Connection, updates: &[(IpAddr, Geo)]) -> 
                 ])
             })
             .map_err(sql_err)? as u64;
-        locate(&tx, &key, Place::of(Some(geo)), false, folded).map_err(sql_err)?;
+        locate(&tx, key, Place::of(Some(geo)), false, folded).map_err(sql_err)?;
     }
     tx.commit().map_err(sql_err)?;
     Ok(changed)
@@ -437,7 +438,7 @@ pub(super) fn cache_geo(conn: &mut Connection, answers: &[(IpAddr, Option<Geo>)]
             "INSERT INTO geo_cache (ip_key, geo, fetched_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (ip_key) DO UPDATE SET geo = excluded.geo, fetched_at = excluded.fetched_at",
         )
-        .and_then(|mut s| s.execute(params![&ip_key(ip.to_canonical())[..], json, now]))
+        .and_then(|mut s| s.execute(params![Stored::ip(*ip), json, now]))
         .map_err(sql_err)?;
     }
     tx.commit().map_err(sql_err)
