@@ -4,7 +4,8 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use ipnetwork::IpNetwork;
 
-/// The 16-byte key of an address; IPv4 is stored as its IPv4-mapped IPv6 form.
+/// The 16-byte key of an address, IPv4 as its IPv4-mapped IPv6 form (the
+/// embedded store writes IPv4 keys in 5 bytes, in the same order).
 pub fn ip_key(ip: IpAddr) -> [u8; 16] {
     match ip {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
