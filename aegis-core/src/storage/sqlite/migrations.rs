@@ -51,19 +51,17 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeZone, Utc};
-    use rusqlite::params;
-
     use std::net::IpAddr;
 
+    use chrono::{TimeZone, Utc};
     use ipnetwork::IpNetwork;
+    use rusqlite::params;
 
     use super::*;
     use crate::decision::{Action, Decision};
     use crate::event::{BanEvent, EventKind};
     use crate::ipkey::ip_key;
-    use crate::query::EventFilter;
-    use crate::query::{StatsQuery, TopBy};
+    use crate::query::{EventFilter, StatsQuery, TopBy};
     use crate::storage::sqlite::SqliteStorage;
     use crate::storage::{Storage, Workload};
 

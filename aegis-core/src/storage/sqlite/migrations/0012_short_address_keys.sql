@@ -1,6 +1,7 @@
 -- An IPv4 address's key takes 5 bytes instead of 16: a tag, then the
 -- address (see `key.rs`). The tag keeps keys in the order they had, so a
--- network is still one range of keys. Keys already short are left alone.
+-- network is still one range of keys. Keys already short (a store set back
+-- to an older version) are left alone.
 CREATE TEMP TABLE stored_key (old BLOB PRIMARY KEY, new BLOB NOT NULL) WITHOUT ROWID;
 INSERT INTO stored_key (old, new)
 SELECT k, CASE
