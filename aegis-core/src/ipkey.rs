@@ -4,6 +4,9 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use ipnetwork::IpNetwork;
 
+/// The first 12 bytes of an IPv4 address's key (its IPv4-mapped IPv6 form).
+pub(crate) const V4_MAPPED: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+
 /// The 16-byte key of an address, IPv4 as its IPv4-mapped IPv6 form (the
 /// embedded store writes IPv4 keys in 5 bytes, in the same order).
 pub fn ip_key(ip: IpAddr) -> [u8; 16] {
@@ -23,7 +26,6 @@ pub fn ip_from_key(key: &[u8]) -> Option<IpAddr> {
 /// [`network_of`](crate::query::network_of) draws it (/24 for IPv4, /64 for
 /// IPv6): addresses grouped by network without leaving their keys.
 pub fn network_key(mut key: [u8; 16]) -> [u8; 16] {
-    const V4_MAPPED: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
     if key[..12] == V4_MAPPED {
         key[15] = 0;
     } else {

@@ -11,10 +11,7 @@ use std::net::IpAddr;
 
 use rusqlite::types::{ToSql, ToSqlOutput, Value, ValueRef};
 
-use crate::ipkey::{ip_from_key, ip_key};
-
-/// The first 12 bytes of an IPv4 address's 16-byte key.
-const V4_MAPPED: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+use crate::ipkey::{ip_from_key, ip_key, V4_MAPPED};
 
 /// A 16-byte address key in its stored form, bound to SQL as a blob.
 #[derive(Debug, Clone, Copy)]
